@@ -1,0 +1,308 @@
+"""Recurrent cells (RNN, GRU, LSTM) written from their equations, and a sequence model.
+
+Every cell keeps three parameters:
+
+    V  (X, G*H)   input weights, applied to the whole sequence before the time loop
+    W  (H, G*H)   recurrent weights, ONE fused matrix product per step for all G gates
+    b  (G*H,)     bias, folded into the input projection
+
+and splits a step into the recurrent product `hw = h_{t-1} @ W` and an elementwise part
+`pointwise(xproj_t, hw, carry)`. The time loop is a `jax.lax.scan` (compile time does not
+grow with T) under a custom VJP whose backward pass emits the per-step gate cotangents and
+forms dW as one (H, T*B) @ (T*B, G*H) product after the loop, instead of autodiff's
+per-step accumulation of a (H, G*H) cotangent in the loop carry.
+
+Carries are tuples whose last element is the hidden state h: LSTM (c, h), GRU and RNN (h,).
+"""
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+# Scan unroll of the time loop; measured on a 2-core CPU (see the commit messages).
+UNROLL = 1
+
+
+# --- elementwise parts of one step: (xproj_t (B,G*H), hw (B,G*H), carry) -> (carry, h_t) ---
+
+def _lstm_gates(xp, hw):
+    # Gate order (i, f, N, o), the order of Flax's and PyTorch's fused LSTM weights.
+    i, f, n, o = jnp.split(xp + hw, 4, axis=-1)
+    return jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(n), jax.nn.sigmoid(o)
+
+
+def _lstm_pointwise(xp, hw, carry):
+    c_prev, _ = carry
+    i, f, n, o = _lstm_gates(xp, hw)
+    c = f * c_prev + i * n        # c_t = f_t * c_{t-1} + i_t * N_t
+    h = o * jnp.tanh(c)           # h_t = o_t * tanh(c_t)
+    return (c, h), h
+
+
+def _gru_pointwise(xp, hw, carry):
+    (h_prev,) = carry
+    xr, xz, xn = jnp.split(xp, 3, axis=-1)
+    hr, hz, hn = jnp.split(hw, 3, axis=-1)
+    r = jax.nn.sigmoid(xr + hr)
+    z = jax.nn.sigmoid(xz + hz)
+    n = jnp.tanh(xn + r * hn)     # the reset gate scales the recurrent part only (as Flax)
+    h = (1.0 - z) * n + z * h_prev
+    return (h,), h
+
+
+def _rnn_tanh_pointwise(xp, hw, carry):
+    h = jnp.tanh(xp + hw)
+    return (h,), h
+
+
+def _rnn_relu_pointwise(xp, hw, carry):
+    h = jax.nn.relu(xp + hw)
+    return (h,), h
+
+
+def _perturbed(carry, h, delta_t):
+    # h_t + delta_t is both carried on and emitted, so d loss / d delta_t = d loss / d h_t.
+    if delta_t is None:
+        return carry, h
+    h = h + delta_t
+    return carry[:-1] + (h,), h
+
+
+# --- the time loop, with a hand-written backward pass ---
+
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _recur(pointwise, unroll, W, xproj, carry0, delta):
+    """Runs the cell over time-major xproj (T,B,G*H) -> (final carry, hs (T,B,H))."""
+    def body(carry, inp):
+        xp, d = inp
+        carry, h = pointwise(xp, carry[-1] @ W, carry)
+        return _perturbed(carry, h, d)
+    return jax.lax.scan(body, carry0, (xproj, delta), unroll=unroll)
+
+
+def _recur_fwd(pointwise, unroll, W, xproj, carry0, delta):
+    def body(carry, inp):
+        xp, d = inp
+        hw = carry[-1] @ W                                   # (B, G*H)
+        new, h = _perturbed(*pointwise(xp, hw, carry), d)
+        return new, (h, hw, carry)
+    final, (hs, hws, prev) = jax.lax.scan(body, carry0, (xproj, delta), unroll=unroll)
+    return (final, hs), (W, xproj, hws, prev, delta)
+
+
+def _recur_bwd(pointwise, unroll, res, cts):
+    W, xproj, hws, prev, delta = res
+    d_final, d_hs = cts
+
+    def body(d_carry, inp):
+        d_h, xp, hw, carry, d = inp
+
+        def step(xp, hw, carry, d):
+            return _perturbed(*pointwise(xp, hw, carry), d)
+
+        _, vjp = jax.vjp(step, xp, hw, carry, d)
+        d_xp, d_hw, d_prev, d_d = vjp((d_carry, d_h))
+        # h_{t-1} also reached the step through hw = h_{t-1} @ W.
+        d_prev = d_prev[:-1] + (d_prev[-1] + d_hw @ W.T,)
+        return d_prev, (d_xp, d_hw, d_d)
+
+    d_carry0, (d_xproj, d_hws, d_delta) = jax.lax.scan(
+        body, d_final, (d_hs, xproj, hws, prev, delta), reverse=True, unroll=unroll)
+    h_prev = prev[-1]                                         # (T, B, H)
+    d_W = jnp.einsum("tbh,tbg->hg", h_prev, d_hws)            # one product after the loop
+    return d_W, d_xproj, d_carry0, d_delta
+
+
+_recur.defvjp(_recur_fwd, _recur_bwd)
+
+
+# --- initializers ---
+
+def _blockwise_orthogonal(key, hidden, num_gates):
+    # One orthogonal (H, H) block per gate, so each gate's recurrence starts norm-preserving.
+    keys = jax.random.split(key, num_gates)
+    init = nnx.initializers.orthogonal()
+    return jnp.concatenate([init(k, (hidden, hidden), jnp.float32) for k in keys], axis=1)
+
+
+class _Cell(nnx.Module):
+    """Shared parameters and loop of the three cells; subclasses give `_pointwise`."""
+
+    num_gates: int = 1
+
+    def __init__(self, in_features: int, hidden: int, *, rngs: nnx.Rngs, unroll: int | None = None):
+        self.in_features = in_features
+        self.hidden = hidden
+        self.unroll = UNROLL if unroll is None else unroll
+        gh = self.num_gates * hidden
+        # lecun_normal for the input weights (Flax's default), orthogonal blocks for the
+        # recurrent weights, zero bias (the LSTM adds its forget bias on top).
+        self.V = nnx.Param(nnx.initializers.lecun_normal()(rngs.params(), (in_features, gh), jnp.float32))
+        self.W = nnx.Param(_blockwise_orthogonal(rngs.params(), hidden, self.num_gates))
+        self.b = nnx.Param(jnp.zeros((gh,), jnp.float32))
+
+    def initial_carry(self, batch_size: int) -> tuple:
+        return (jnp.zeros((batch_size, self.hidden), jnp.float32),) * self._carry_len
+
+    _carry_len = 1
+
+    def project(self, xs: jax.Array) -> jax.Array:
+        """xs (..., X) -> (..., G*H): the input half of every gate, for all steps at once."""
+        return xs @ self.V[...] + self.b[...]
+
+    def step(self, carry: tuple, xproj_t: jax.Array) -> tuple[tuple, jax.Array]:
+        """One time step: carry, xproj_t (B, G*H) -> (carry, h_t (B, H)). Pure; scan-able."""
+        return self._pointwise(xproj_t, carry[-1] @ self.W[...], carry)
+
+    def scan_time_major(self, xs, carry=None, *, hidden_perturbation=None):
+        """xs (T,B,X) -> (carry, hs (T,B,H)); hidden_perturbation (T,B,H) is added to h_t."""
+        if carry is None:
+            carry = self.initial_carry(xs.shape[1])
+        return _recur(self._pointwise, self.unroll, self.W[...], self.project(xs), carry,
+                      hidden_perturbation)
+
+    def __call__(self, xs, carry=None, *, hidden_perturbation=None):
+        """xs (B,T,X) -> (carry, hs (B,T,H)); hidden_perturbation (B,T,H) is added to h_t."""
+        if hidden_perturbation is not None:
+            hidden_perturbation = jnp.swapaxes(hidden_perturbation, 0, 1)
+        carry, hs = self.scan_time_major(jnp.swapaxes(xs, 0, 1), carry,
+                                         hidden_perturbation=hidden_perturbation)
+        return carry, jnp.swapaxes(hs, 0, 1)
+
+
+class RNNCell(_Cell):
+    """h_t = act(x_t U + h_{t-1} W + b), act tanh or relu (U is stored as V)."""
+
+    num_gates = 1
+
+    def __init__(self, in_features, hidden, *, rngs, activation: str = "tanh", unroll=None):
+        if activation not in ("tanh", "relu"):
+            raise ValueError(f"activation must be 'tanh' or 'relu', not {activation!r}")
+        self.activation = activation
+        super().__init__(in_features, hidden, rngs=rngs, unroll=unroll)
+
+    @property
+    def _pointwise(self):
+        return _rnn_tanh_pointwise if self.activation == "tanh" else _rnn_relu_pointwise
+
+
+class GRUCell(_Cell):
+    """r, z = sigmoid(x V_{r,z} + b_{r,z} + h W_{r,z}); n = tanh(x V_n + b_n + r * (h W_n));
+    h_t = (1 - z) * n + z * h_{t-1}. The equations of Flax's nnx.GRUCell; gate order (r, z, n)."""
+
+    num_gates = 3
+    _pointwise = staticmethod(_gru_pointwise)
+
+
+class LSTMCell(_Cell):
+    """f, i, o = sigmoid(x V + h W + b) per gate; N_t = tanh(x V_c + h W_c + b_c);
+    c_t = f * c_{t-1} + i * N_t; h_t = o * tanh(c_t). Gate order (i, f, N, o); carry (c, h)."""
+
+    num_gates = 4
+    _carry_len = 2
+    _pointwise = staticmethod(_lstm_pointwise)
+
+    def __init__(self, in_features, hidden, *, rngs, forget_bias: float = 1.0, unroll=None):
+        super().__init__(in_features, hidden, rngs=rngs, unroll=unroll)
+        # A positive forget bias makes the cell remember by default early in training.
+        self.b[...] = self.b[...].at[hidden:2 * hidden].add(forget_bias)
+
+    def __call__(self, xs, carry=None, *, hidden_perturbation=None, return_gates: bool = False):
+        """As the other cells; with return_gates=True also a dict of (T,) arrays: the mean
+        forget, input and output gates over batch and units, and the mean over the batch of
+        the cell-state norm ||c_t||, per step. That path uses plain autodiff (diagnostics)."""
+        if not return_gates:
+            return super().__call__(xs, carry, hidden_perturbation=hidden_perturbation)
+        if carry is None:
+            carry = self.initial_carry(xs.shape[0])
+        xproj = jnp.swapaxes(self.project(xs), 0, 1)              # (T, B, 4H)
+        delta = None if hidden_perturbation is None else jnp.swapaxes(hidden_perturbation, 0, 1)
+        W = self.W[...]
+
+        def body(carry, inp):
+            xp, d = inp
+            hw = carry[-1] @ W
+            i, f, _, o = _lstm_gates(xp, hw)
+            carry, h = _perturbed(*_lstm_pointwise(xp, hw, carry), d)
+            stats = dict(forget=f.mean(), input=i.mean(), output=o.mean(),
+                         cell_norm=jnp.linalg.norm(carry[0], axis=-1).mean())
+            return carry, (h, stats)
+
+        carry, (hs, stats) = jax.lax.scan(body, carry, (xproj, delta), unroll=self.unroll)
+        return carry, jnp.swapaxes(hs, 0, 1), stats
+
+
+CELLS = {"rnn": RNNCell, "gru": GRUCell, "lstm": LSTMCell}
+
+
+def param_count(kind: str, in_features: int, hidden: int) -> int:
+    """Exact parameter count of one cell: G * H * (X + H + 1), one bias vector per gate
+    (G = 1 RNN, 3 GRU, 4 LSTM)."""
+    return CELLS[kind].num_gates * hidden * (in_features + hidden + 1)
+
+
+class RecurrentNet(nnx.Module):
+    """[embedding] -> `layers` stacked cells -> dense read-out at every step.
+
+    With `vocab`, inputs are int tokens (B,T) embedded to `embed` features (default
+    `in_features`); otherwise inputs are floats (B,T,in_features). Runs time-major inside.
+    """
+
+    def __init__(self, kind: str, in_features: int, hidden: int, out_features: int, *,
+                 layers: int = 1, vocab: int | None = None, embed: int | None = None,
+                 rngs: nnx.Rngs, **cell_kwargs):
+        if kind not in CELLS:
+            raise ValueError(f"unknown cell {kind!r}; choose from {sorted(CELLS)}")
+        self.kind = kind
+        if vocab is not None:
+            in_features = embed or in_features
+            self.embed = nnx.Embed(vocab, in_features, rngs=rngs)
+        else:
+            self.embed = None
+        sizes = [in_features] + [hidden] * (layers - 1)
+        self.cells = nnx.List([CELLS[kind](x, hidden, rngs=rngs, **cell_kwargs) for x in sizes])
+        self.head = nnx.Linear(hidden, out_features, rngs=rngs)
+
+    def _features(self, inputs):
+        # tokens (B,T) -> (T,B,E); floats (B,T,X) -> (T,B,X)
+        if self.embed is not None:
+            return self.embed(inputs.T)
+        return jnp.swapaxes(inputs, 0, 1)
+
+    def init_state(self, batch_size: int) -> list:
+        return [cell.initial_carry(batch_size) for cell in self.cells]
+
+    def hidden_states(self, inputs, state=None, *, hidden_perturbation=None):
+        """inputs -> (state, hs (B,T,H)) of the last layer. hidden_perturbation (B,T,H) is
+        added to the last layer's h_t (for d loss / d h_t)."""
+        state, hs = self._hidden_tm(inputs, state, hidden_perturbation)
+        return state, jnp.swapaxes(hs, 0, 1)
+
+    def _hidden_tm(self, inputs, state, hidden_perturbation):
+        xs = self._features(inputs)
+        state = self.init_state(xs.shape[1]) if state is None else state
+        delta = None if hidden_perturbation is None else jnp.swapaxes(hidden_perturbation, 0, 1)
+        new_state = []
+        for k, (cell, carry) in enumerate(zip(self.cells, state)):
+            last = k == len(self.cells) - 1
+            carry, xs = cell.scan_time_major(xs, carry, hidden_perturbation=delta if last else None)
+            new_state.append(carry)
+        return new_state, xs                                   # xs: (T, B, H)
+
+    def __call__(self, inputs, *, last_only: bool = False, hidden_perturbation=None):
+        """inputs -> logits (B,T,out), or (B,out) from the last step with last_only."""
+        state, hs = self._hidden_tm(inputs, None, hidden_perturbation)
+        if last_only:
+            return self.head(state[-1][-1])
+        return jnp.swapaxes(self.head(hs), 0, 1)               # read-out after the scan
+
+    def step_tokens(self, state: list, tokens: jax.Array) -> tuple[list, jax.Array]:
+        """One step for sampling: tokens (B,) int (or (B,X) floats) -> (state, logits (B,out))."""
+        x = self.embed(tokens) if self.embed is not None else tokens
+        new_state = []
+        for cell, carry in zip(self.cells, state):
+            carry, x = cell.step(carry, cell.project(x))
+            new_state.append(carry)
+        return new_state, self.head(x)
