@@ -1,0 +1,67 @@
+"""Checkpoints with orbax: the whole training state pytree plus a JSON `meta` entry.
+
+The state is stored as its flat list of leaves and rebuilt against the tree structure of
+a freshly initialised (abstract) state, so any pytree a task uses (nnx.State, optax
+states, PRNG keys as uint32 arrays) round-trips without orbax knowing its node types.
+Orbax writes each step to a temporary directory and renames it when complete, so a
+process killed mid-write leaves the previous checkpoint as the latest usable one.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import orbax.checkpoint as ocp
+
+from dlx.errors import RunFailure, UsageError
+
+
+def _leaves_dict(tree) -> dict:
+    return {f"{i:05d}": leaf for i, leaf in enumerate(jax.tree.leaves(tree))}
+
+
+class Checkpointer:
+    def __init__(self, directory: str, keep: int = 2):
+        self.directory = os.path.abspath(directory)
+        self._mngr = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False,
+                                                 create=True),
+        )
+
+    def latest_step(self) -> int | None:
+        return self._mngr.latest_step()
+
+    def save(self, step: int, state, meta: dict) -> None:
+        try:
+            self._mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(_leaves_dict(state)),
+                                                          meta=ocp.args.JsonSave(meta)), force=True)
+            self._mngr.wait_until_finished()
+        except OSError as e:
+            raise RunFailure(f"cannot write checkpoint at step {step} in {self.directory}: {e.strerror or e}; "
+                             "earlier checkpoints are intact") from None
+        except ValueError as e:  # orbax wraps some I/O failures
+            raise RunFailure(f"cannot write checkpoint at step {step} in {self.directory}: {e}") from None
+
+    def restore(self, abstract_state, step: int | None = None):
+        """Return (state, meta) of the latest (or given) step, shaped like abstract_state."""
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise UsageError(f"no checkpoint in {self.directory}")
+        treedef = jax.tree.structure(abstract_state)
+        target = _leaves_dict(abstract_state)
+        try:
+            got = self._mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
+                                                                   meta=ocp.args.JsonRestore()))
+            leaves = [got["state"][k] for k in sorted(target)]
+            for have, want in zip(leaves, jax.tree.leaves(abstract_state)):
+                if have.shape != want.shape or have.dtype != want.dtype:
+                    raise ValueError(f"leaf {have.shape}/{have.dtype} where {want.shape}/{want.dtype} expected")
+        except Exception as e:  # orbax raises many types for damaged files
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise UsageError(f"checkpoint at step {step} in {self.directory} is corrupt or incompatible ({msg[:200]})") from None
+        return jax.tree.unflatten(treedef, leaves), dict(got["meta"])
+
+    def close(self) -> None:
+        self._mngr.close()

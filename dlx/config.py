@@ -1,0 +1,200 @@
+"""Frozen configs, option validation, and the `@command` decorator every subcommand uses.
+
+Import-light on purpose (stdlib + typer only): argument errors and `--help` must never
+load JAX. A subcommand module declares only its own options; `@command` adds the common
+ones (seed, steps, batch size, ...) to its signature, resolves all of them to a frozen
+config, validates it, and hands it to the heavy half (`dlx.tasks.<name>.run`), which is
+imported only then.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+from dlx.errors import UsageError
+
+
+@dataclass(frozen=True, kw_only=True)
+class Common:
+    """Options shared by every training command."""
+
+    command: str
+    seed: int = 0
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 1e-3
+    log_every: int = 100
+    eval_every: int = 500
+    json: bool = False
+    quiet: bool = False
+    out: Optional[str] = None
+    resume: Optional[str] = None
+    force: bool = False
+    devices: int = 1
+
+    def __post_init__(self):
+        nonneg_int("--seed", self.seed)
+        nonneg_int("--steps", self.steps)
+        positive_int("--batch-size", self.batch_size)
+        positive_float("--lr", self.lr)
+        positive_int("--log-every", self.log_every)
+        positive_int("--eval-every", self.eval_every)
+        positive_int("--devices", self.devices)
+        if self.resume is not None and self.force:
+            raise UsageError("--resume and --force contradict each other: --resume continues a run, --force replaces it")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# Fields that describe how a run is watched, not what it computes: they may differ when
+# a run is resumed, and they never enter comparisons of results.
+PRESENTATION_FIELDS = {"json", "quiet", "out", "resume", "force", "log_every"}
+
+
+# ---- validators: each raises UsageError naming the option and what it expects ----------
+
+def positive_int(name: str, v: int) -> int:
+    if not isinstance(v, int) or v < 1:
+        raise UsageError(f"{name} must be a positive integer, got {v}")
+    return v
+
+
+def nonneg_int(name: str, v: int) -> int:
+    if not isinstance(v, int) or v < 0:
+        raise UsageError(f"{name} must be a non-negative integer, got {v}")
+    return v
+
+
+def positive_float(name: str, v: float) -> float:
+    if not math.isfinite(v) or v <= 0:
+        raise UsageError(f"{name} must be a finite number > 0, got {v}")
+    return v
+
+
+def nonneg_float(name: str, v: float) -> float:
+    if not math.isfinite(v) or v < 0:
+        raise UsageError(f"{name} must be a finite number >= 0, got {v}")
+    return v
+
+
+def unit_float(name: str, v: float, *, open_low: bool = False, open_high: bool = False) -> float:
+    ok = math.isfinite(v) and (v > 0 if open_low else v >= 0) and (v < 1 if open_high else v <= 1)
+    if not ok:
+        raise UsageError(f"{name} must lie in {'(' if open_low else '['}0, 1{')' if open_high else ']'}, got {v}")
+    return v
+
+
+def choice(name: str, v: str, allowed: tuple[str, ...] | list[str]) -> str:
+    if v not in allowed:
+        raise UsageError(f"{name} must be one of {', '.join(allowed)}; got {v!r}")
+    return v
+
+
+def str_list(name: str, text: str, allowed: tuple[str, ...] | list[str] | None = None) -> tuple[str, ...]:
+    items = tuple(s.strip() for s in text.split(",") if s.strip())
+    if not items:
+        raise UsageError(f"{name} needs at least one value, got {text!r}")
+    if allowed is not None:
+        for s in items:
+            choice(name, s, allowed)
+    if len(set(items)) != len(items):
+        raise UsageError(f"{name} lists a value twice: {text!r}")
+    return items
+
+
+def int_list(name: str, text: str) -> tuple[int, ...]:
+    out = []
+    for s in str_list(name, text):
+        try:
+            out.append(int(s))
+        except ValueError:
+            raise UsageError(f"{name} must be a comma-separated list of positive integers, got {text!r}") from None
+        positive_int(name, out[-1])
+    return tuple(out)
+
+
+def float_list(name: str, text: str, check=positive_float) -> tuple[float, ...]:
+    out = []
+    for s in str_list(name, text):
+        try:
+            out.append(float(s))
+        except ValueError:
+            raise UsageError(f"{name} must be a comma-separated list of numbers, got {text!r}") from None
+        check(name, out[-1])
+    return tuple(out)
+
+
+# ---- the common options, declared once ------------------------------------------------
+
+def _common_parameters(defaults: dict) -> list[inspect.Parameter]:
+    P = inspect.Parameter
+    KW = P.KEYWORD_ONLY
+
+    def opt(name, typ, default, help, *flags, **kw):
+        return P(name, KW, default=default,
+                 annotation=Annotated[typ, typer.Option(*flags, help=help, rich_help_panel="Common options", **kw)])
+
+    d = defaults
+    return [
+        opt("seed", int, d.get("seed", 0), "Seed for everything: init, data order, noise.", "--seed"),
+        opt("steps", int, d["steps"], "Training steps.", "--steps"),
+        opt("batch_size", int, d["batch_size"], "Examples per step.", "--batch-size"),
+        opt("lr", float, d["lr"], "Learning rate.", "--lr"),
+        opt("log_every", int, d.get("log_every", 100), "Steps between `train` records.", "--log-every"),
+        opt("eval_every", int, d.get("eval_every", 500), "Steps between evaluations and checkpoints.", "--eval-every"),
+        opt("json", bool, False, "Write JSON Lines records to stdout (people's output stays on stderr).", "--json"),
+        opt("quiet", bool, False, "No output for people on stderr (errors still show).", "--quiet", "-q"),
+        opt("out", Optional[str], None, "Run directory (default: runs/<command>-<time>).", "--out"),
+        opt("resume", Optional[str], None, "Continue the run saved in this directory.", "--resume"),
+        opt("force", bool, False, "Overwrite an existing run directory given with --out.", "--force"),
+        opt("devices", int, 1, "Local devices to spread each batch over (data parallel).", "--devices"),
+    ]
+
+
+COMMON_NAMES = [f.name for f in dataclasses.fields(Common) if f.name != "command"]
+
+# name -> (typer callback, help); filled in by @command, read by dlx.cli.
+REGISTRY: dict[str, tuple[Callable, str]] = {}
+
+
+def command(name: str, *, task: str, defaults: dict, help: str, common: bool = True):
+    """Register a subcommand.
+
+    The decorated function takes the command's own options plus `common: Common` and
+    returns its frozen config (validating as it goes). `task` names the module whose
+    `run(cfg, run)` does the work; it is imported only after validation succeeded.
+    """
+
+    def deco(fn: Callable[..., Any]) -> Callable:
+        own = [p for p in inspect.signature(fn).parameters.values() if p.name != "common"]
+        extra = _common_parameters(defaults) if common else []
+        own_names = {p.name for p in own}
+
+        @functools.wraps(fn)
+        def callback(**kwargs):
+            if common:
+                c = {k: kwargs.pop(k) for k in COMMON_NAMES}
+                explicit = {k for k, p in zip(COMMON_NAMES, extra) if c[k] != p.default}
+                explicit |= {p.name for p in own if kwargs[p.name] != p.default}
+                cfg = fn(common=Common(command=name, **c), **kwargs)
+            else:
+                explicit = {p.name for p in own if kwargs[p.name] != p.default}
+                cfg = fn(**kwargs)
+            from dlx.session import execute  # heavy imports start here
+
+            execute(cfg, task, explicit=explicit)
+
+        callback.__signature__ = inspect.Signature([p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + extra)
+        assert not (own_names & set(COMMON_NAMES)), f"{name} redeclares a common option"
+        REGISTRY[name] = (callback, help)
+        return fn
+
+    return deco

@@ -1,0 +1,31 @@
+"""The three ways a run can end badly, each with its exit code.
+
+Commands raise these; `dlx.cli.main` turns them into one line on stderr (and an `error`
+record on stdout with --json). Nothing else in dlx calls `sys.exit`.
+"""
+
+
+class DlxError(Exception):
+    exit_code = 1
+    kind = "runtime"
+
+
+class UsageError(DlxError):
+    """Bad input: an option value, a data file, a run directory. Exit 2, nothing written."""
+
+    exit_code = 2
+    kind = "usage"
+
+
+class RunFailure(DlxError):
+    """The run started but cannot go on (divergence, disk). Exit 1, earlier results kept."""
+
+    exit_code = 1
+    kind = "runtime"
+
+
+class Interrupted(DlxError):
+    """SIGINT/SIGTERM: a checkpoint was saved and the run can be resumed. Exit 130."""
+
+    exit_code = 130
+    kind = "interrupted"

@@ -1,0 +1,151 @@
+"""The one place that writes: JSON Lines for programs, Rich on stderr for people.
+
+Every record goes through `Output.emit`, which fans it out (as CLU's metric writers do)
+to stdout (only with --json), to the run directory's metrics.jsonl, and, for people, to
+the Rich console on stderr. Nothing else in dlx prints.
+
+Record format (schema 1): one JSON object per line, always with `schema`, `event`,
+`run` and `command`; `event` is one of config, train, eval, summary, error (and
+`info` for one-off results such as a shape table). See README "JSON Lines".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+SCHEMA = 1
+
+
+class StdoutClosed(Exception):
+    """The reader of our stdout went away (`dlx ... --json | head -1`)."""
+
+
+def jsonable(x: Any) -> Any:
+    """Plain-Python copy of `x` that json can write: numpy/jax scalars and arrays become
+    floats and lists, non-finite floats become null (JSON has no NaN)."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, bool) or x is None or isinstance(x, str):
+        return x
+    if isinstance(x, int):
+        return x
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if hasattr(x, "tolist"):  # numpy / jax arrays and scalars
+        return jsonable(x.tolist())
+    return str(x)
+
+
+def fmt(v: Any) -> str:
+    """Short human form of a metric value."""
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if v == 0 or 1e-3 <= abs(v) < 1e5:
+            return f"{v:.4g}"
+        return f"{v:.3e}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(fmt(x) for x in v[:8]) + (", …" if len(v) > 8 else "") + "]"
+    return str(v)
+
+
+class Output:
+    def __init__(self, *, command: str, json_mode: bool, quiet: bool):
+        self.command = command
+        self.json_mode = json_mode
+        self.console = Console(stderr=True, quiet=quiet, highlight=False)
+        self.run_id: str | None = None
+        self._metrics_file = None
+        self._progress = None
+
+    # ---- wiring -------------------------------------------------------------------
+    def attach(self, run_id: str, metrics_path: str | None, append: bool = False) -> None:
+        self.run_id = run_id
+        if metrics_path is not None:
+            self._metrics_file = open(metrics_path, "a" if append else "w", encoding="utf-8")
+
+    def close(self) -> None:
+        self.stop_progress()
+        if self._metrics_file is not None:
+            self._metrics_file.close()
+            self._metrics_file = None
+
+    # ---- records ------------------------------------------------------------------
+    def emit(self, event: str, record: dict, to_file: bool = True) -> dict:
+        full = {"schema": SCHEMA, "event": event, "run": self.run_id, "command": self.command}
+        full.update(jsonable(record))
+        line = json.dumps(full, separators=(",", ":"))
+        if to_file and self._metrics_file is not None:
+            self._metrics_file.write(line + "\n")
+            self._metrics_file.flush()
+        if self.json_mode:
+            try:
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+            except BrokenPipeError:
+                # Point fd 1 at /dev/null so the interpreter's final flush stays quiet too.
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                raise StdoutClosed from None
+        return full
+
+    # ---- people -------------------------------------------------------------------
+    def info(self, msg: str) -> None:
+        self.console.print(msg)
+
+    def warn(self, msg: str) -> None:
+        self.console.print(f"[yellow]warning:[/] {msg}")
+
+    def error_line(self, msg: str) -> None:
+        # Errors are shown even with --quiet: one line, the only thing a script sees.
+        Console(stderr=True, highlight=False).print(f"[red]error:[/] {msg}", soft_wrap=True)
+
+    def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
+        t = Table(title=title, title_justify="left", header_style="bold")
+        for i, c in enumerate(columns):
+            t.add_column(c, justify="left" if i == 0 else "right")
+        for r in rows:
+            t.add_row(*[v if isinstance(v, str) else fmt(v) for v in r])
+        self.console.print(t)
+
+    def kv_table(self, title: str, values: dict) -> None:
+        self.table(title, ["metric", "value"], [[k, v] for k, v in values.items()])
+
+    # ---- progress -----------------------------------------------------------------
+    def start_progress(self, description: str, total: int, completed: int = 0) -> None:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self.stop_progress()
+        if not self.console.is_terminal:
+            return  # no live bar in logs and pipes: train/eval lines carry the progress
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            TextColumn("{task.fields[metrics]}"),
+            console=self.console, transient=not self.console.is_terminal,
+        )
+        self._task = self._progress.add_task(description, total=total, completed=completed, metrics="")
+        self._progress.start()
+
+    def update_progress(self, completed: int, metrics: dict | None = None) -> None:
+        if self._progress is None:
+            return
+        text = "  ".join(f"{k} {fmt(v)}" for k, v in (metrics or {}).items())
+        self._progress.update(self._task, completed=completed, metrics=text)
+
+    def stop_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

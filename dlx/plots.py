@@ -1,0 +1,88 @@
+"""PNG figures with matplotlib (Agg backend: no display needed, imported only when drawing)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def curves_from_metrics(metrics_path: str, png_path: str, title: str) -> bool:
+    """Loss curves (and every other numeric train/eval metric) from metrics.jsonl.
+    One panel per metric, one line per tagged fit (cell, model, ...). False if nothing to plot."""
+    series: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    skip = {"schema", "step", "ms_per_step", "examples_per_s", "seq_len", "width", "elapsed_s"}
+    try:
+        with open(metrics_path, encoding="utf-8") as f:
+            for line in f:
+                rec = json.loads(line)
+                if rec.get("event") not in ("train", "eval"):
+                    continue
+                tags = [f"{k}={v}" for k, v in rec.items()
+                        if isinstance(v, str) and k not in ("event", "run", "command")]
+                label = " ".join(tags) or "run"
+                for k, v in rec.items():
+                    if k in skip or isinstance(v, bool) or not isinstance(v, (int, float)):
+                        continue
+                    if isinstance(v, float) and not math.isfinite(v):
+                        continue
+                    series[f"{rec['event']}/{k}"][label].append((rec["step"], v))
+    except (OSError, ValueError):
+        return False
+    names = sorted(series, key=lambda n: (0 if "loss" in n else 1, n))[:12]
+    if not names:
+        return False
+    plt = _plt()
+    cols = min(3, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        for label, pts in series[name].items():
+            pts.sort()
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=label, marker="." if len(pts) < 30 else None)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        if "loss" in name and all(p[1] > 0 for pts in series[name].values() for p in pts):
+            ax.set_yscale("log")
+        if len(series[name]) > 1:
+            ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def image_grid(images, png_path: str, title: str, rows: int | None = None, cmap: str = "gray",
+               row_labels: list[str] | None = None) -> None:
+    """Grid of 2-D images (N, H, W); N arranged in `rows` rows."""
+    import numpy as np
+
+    plt = _plt()
+    images = np.asarray(images)
+    n = len(images)
+    rows = rows or int(math.ceil(math.sqrt(n)))
+    cols = int(math.ceil(n / rows))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1 + 0.6, rows * 1.1 + 0.5), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i], cmap=cmap, interpolation="nearest")
+    if row_labels:
+        for r, lab in enumerate(row_labels[:rows]):
+            axes[r, 0].set_title(lab, fontsize=6, loc="left")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)

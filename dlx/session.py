@@ -1,0 +1,161 @@
+"""One run of one command: resume handling, the run directory, records, exit codes.
+
+`execute` is called by every subcommand with its validated config and the name of its
+task module. The task loads and validates its data, then calls `run.start()` (which is
+when the run directory first appears), trains through `dlx.train.fit`, and ends with
+`run.finish(summary)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import importlib
+import os
+import sys
+import time
+
+from dlx.config import PRESENTATION_FIELDS
+from dlx.errors import DlxError, RunFailure, UsageError
+from dlx.output import Output, StdoutClosed, fmt
+from dlx.rundir import RunDir, new_run_id, read_config
+
+
+def _merge_resume(cfg, explicit: set[str]):
+    """Continue a saved run: its config wins; only presentation options and --steps
+    (to extend training) may be given anew."""
+    saved = read_config(cfg.resume)
+    old = saved["config"]
+    if old.get("command") != cfg.command:
+        raise UsageError(f"--resume {cfg.resume}: that run was made by `dlx {old.get('command')}`, not `dlx {cfg.command}`")
+    names = {f.name for f in dataclasses.fields(cfg)}
+    merged = {}
+    for name in names:
+        cur = getattr(cfg, name)
+        if name in PRESENTATION_FIELDS or (name == "steps" and name in explicit):
+            merged[name] = cur
+            continue
+        if name not in old:
+            merged[name] = cur
+            continue
+        val = tuple(old[name]) if isinstance(cur, tuple) and isinstance(old[name], list) else old[name]
+        if name in explicit and val != cur:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"--resume {cfg.resume}: {flag} {cur} differs from the saved run's {val}; "
+                             "a resumed run keeps its settings (only --steps may grow)")
+        merged[name] = val
+    merged["out"] = cfg.resume
+    return type(cfg)(**merged), saved.get("run")
+
+
+class Run:
+    """What a task sees of the session: its config, the output layer, the run directory."""
+
+    def __init__(self, cfg, out: Output, run_id: str):
+        self.cfg = cfg
+        self.out = out
+        self.run_id = run_id
+        self.resumed = cfg.resume is not None
+        self.dir: RunDir | None = None
+        self.started = False
+        self.t0 = time.perf_counter()
+
+    # -- life cycle ----------------------------------------------------------------------
+    def start(self, **extra) -> None:
+        """Create (or reopen) the run directory and emit the `config` record."""
+        from dlx import runtime
+
+        path = self.cfg.out or os.path.join("runs", self.run_id)
+        self.dir = RunDir(path, resume=self.resumed, force=self.cfg.force)
+        self.started = True
+        self.out.attach(self.run_id, self.dir.file("metrics.jsonl"), append=self.resumed)
+        record = {"config": self.cfg.to_dict(), "versions": runtime.versions(),
+                  "devices": runtime.device_info(), "run_dir": path, "resumed": self.resumed, **extra}
+        if not self.resumed:
+            self.dir.write_json("config.json", {"run": self.run_id, **record})
+        self.out.emit("config", record)
+        self.out.info(f"[bold]dlx {self.cfg.command}[/] run {self.run_id} -> {path}"
+                      + (" (resumed)" if self.resumed else ""))
+
+    def path(self, name: str) -> str:
+        assert self.dir is not None, "run.start() first"
+        return self.dir.file(name)
+
+    def emit(self, event: str, record: dict) -> dict:
+        return self.out.emit(event, record)
+
+    def finish(self, summary: dict, *, table: dict | None = None, title: str | None = None) -> dict:
+        """Emit the `summary` record, write summary.json, show the results table."""
+        summary = {**summary, "wall_s": round(time.perf_counter() - self.t0, 3)}
+        rec = self.out.emit("summary", summary)
+        if self.dir is not None:
+            self.dir.write_json("summary.json", rec)
+        self.out.stop_progress()
+        shown = table if table is not None else {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
+        self.out.kv_table(title or f"dlx {self.cfg.command}: results", shown)
+        return rec
+
+    def close(self, *, discard: bool = False) -> None:
+        self.out.close()
+        if self.dir is not None:
+            self.dir.close(discard=discard)
+
+
+def execute(cfg, task_name: str, *, explicit: set[str] = frozenset()) -> None:
+    out = Output(command=cfg.command, json_mode=getattr(cfg, "json", False), quiet=getattr(cfg, "quiet", False))
+    run = None
+    code = 0
+    try:
+        run_id = None
+        if getattr(cfg, "resume", None):
+            cfg, run_id = _merge_resume(cfg, explicit)
+        from dlx import runtime
+
+        runtime.setup_jax(getattr(cfg, "devices", 1))
+        task = importlib.import_module(task_name)
+        run = Run(cfg, out, run_id or new_run_id(cfg.command))
+        out.run_id = run.run_id
+        task.run(cfg, run)
+    except StdoutClosed:
+        code = 0  # the reader has what it wanted (`| head`): stop quietly
+    except DlxError as e:
+        code = e.exit_code
+        _report(out, str(e), e)
+    except KeyboardInterrupt:
+        code = 130
+        _report(out, "interrupted before the first checkpoint; nothing to resume", None, kind="interrupted")
+    except Exception as e:  # a bug or an unexpected failure: one line, traceback on request
+        if not isinstance(e, OSError):
+            code = 1
+            if os.environ.get("DLX_DEBUG"):
+                raise
+            _report(out, f"internal error: {type(e).__name__}: {e} (set DLX_DEBUG=1 for the traceback)", RunFailure(str(e)))
+            return _exit(run, out, code)
+        code = 1
+        what = "disk full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+        _report(out, f"{what}: {getattr(e, 'filename', '') or ''}".rstrip(": "), RunFailure(str(e)))
+    _exit(run, out, code)
+
+
+def _exit(run, out, code: int) -> None:
+    if run is not None:
+        # Bad input must leave nothing behind: drop a directory this run created.
+        run.close(discard=code == 2 and not run.resumed)
+    else:
+        out.close()
+    if code:
+        sys.exit(code)
+
+
+def _report(out: Output, msg: str, err: DlxError | None, kind: str | None = None) -> None:
+    out.stop_progress()
+    rec = {"kind": kind or (err.kind if err else "runtime"), "message": msg,
+           "exit_code": err.exit_code if err else 130}
+    try:
+        out.emit("error", rec, to_file=True)
+    except StdoutClosed:
+        pass
+    out.error_line(msg)
+
+
+__all__ = ["execute", "Run", "fmt"]

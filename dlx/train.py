@@ -1,0 +1,255 @@
+"""The one training loop every command uses.
+
+A task describes training as pure functions (`Trainer`); `fit` does the rest:
+
+* runs `lax.scan` over a chunk of steps inside one compiled call, so small models are
+  not dominated by per-step dispatch; chunks end exactly at log / eval points;
+* vmaps over `seeds` independent runs (init, data order, noise) in the same program;
+* moves values to the host only at chunk ends (metrics) and at evaluations;
+* reports compile time apart from step time, and throughput;
+* stops on a NaN/Inf metric naming the first bad step, keeping the last good checkpoint;
+* checkpoints (orbax) at every evaluation, at the end and on SIGINT/SIGTERM, and resumes
+  from the latest checkpoint so that the resumed run equals the uninterrupted one.
+
+Determinism: the step function receives the global step number and derives its batch and
+randomness from it (`jax.random.fold_in(key, step)`), so a resumed run sees exactly the
+data and noise the uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dlx.checkpoint import Checkpointer
+from dlx.errors import Interrupted, RunFailure
+
+State = Any
+
+
+@dataclass
+class Trainer:
+    """What a task hands to `fit`.
+
+    init:     key (uint32[2]) -> state pytree (params, optimizer state, key, ...).
+    step:     (state, step:int32, data) -> (state, {name: scalar}); pure, jittable. The
+              step number is global (0-based), so batches and noise follow from it.
+    data:     pytree of arrays the step reads (the training set), passed to the compiled
+              chunk as an argument rather than baked into it as a constant.
+    evaluate: state -> {name: value} on the host (optional). With seeds > 1 it gets the
+              stacked state (leading axis = seed) and should return per-seed lists.
+    """
+
+    init: Callable[[jax.Array], State]
+    step: Callable[[State, jax.Array, Any], tuple[State, dict]]
+    data: Any = None
+    evaluate: Callable[[State], dict] | None = None
+    examples_per_step: int = 1
+    name: str = "main"                       # checkpoint sub-directory
+    tag: dict = field(default_factory=dict)  # merged into every record, e.g. {"cell": "gru"}
+
+
+@dataclass
+class FitResult:
+    state: State
+    step: int
+    train: dict
+    eval: dict
+    compile_s: float
+    ms_per_step: float
+    examples_per_s: float
+
+
+def _schedule(start: int, steps: int, every: list[int]) -> list[int]:
+    """Chunk end points after `start`: every multiple of each interval, and `steps`."""
+    points = {steps}
+    for e in every:
+        points.update(range(e, steps, e))
+    return sorted(p for p in points if p > start)
+
+
+def _first_nonfinite(metrics: dict, start: int) -> tuple[int, str, float] | None:
+    bad = None
+    for name, arr in metrics.items():
+        a = np.asarray(arr)
+        finite = np.isfinite(a).reshape(a.shape[0], -1).all(axis=1)
+        if not finite.all():
+            i = int(np.argmin(finite))
+            if bad is None or i < bad[0]:
+                v = a.reshape(a.shape[0], -1)[i]
+                bad = (i, name, float(v[~np.isfinite(v)][0]))
+    if bad is None:
+        return None
+    return start + bad[0] + 1, bad[1], bad[2]
+
+
+class _Signals:
+    """Turn SIGINT/SIGTERM into a flag checked between chunks; a second SIGINT quits."""
+
+    def __init__(self):
+        self.caught: int | None = None
+
+    def __enter__(self):
+        self._old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s in self._old:
+            signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.caught is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.caught = signum
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def _mean_metrics(sums: dict, count: int) -> dict:
+    return {k: float(v / max(count, 1)) for k, v in sums.items()}
+
+
+def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_every: int,
+        seeds: int | None = None, description: str | None = None) -> FitResult:
+    """Train `trainer` for `steps` steps (or continue it from its checkpoint)."""
+    out = run.out
+    key = jax.random.PRNGKey(seed)
+    if seeds is None:
+        init, step_fn = trainer.init, trainer.step
+    else:
+        keys = jax.random.split(key, seeds)
+        init = lambda _k: jax.vmap(trainer.init)(keys)  # noqa: E731
+        step_fn = jax.vmap(trainer.step, in_axes=(0, None, None))
+
+    ckpt = Checkpointer(run.path(os.path.join("checkpoints", trainer.name))) if run.dir is not None else None
+    meta: dict = {}
+    start = 0
+    if ckpt is not None and ckpt.latest_step() is not None:
+        abstract = jax.eval_shape(init, key)
+        state, meta = ckpt.restore(abstract)
+        start = int(meta["step"])
+        out.info(f"resumed {trainer.name} from step {start}")
+    else:
+        state = jax.jit(init)(key)
+
+    def chunk(state, first, data, n):
+        def body(s, i):
+            return step_fn(s, first + i, data)
+        return jax.lax.scan(body, state, jnp.arange(n, dtype=jnp.int32))
+
+    jchunk = jax.jit(chunk, static_argnums=3, donate_argnums=0)
+    data = jax.device_put(trainer.data)
+    compiled: dict[int, Any] = {}
+    compile_s = float(meta.get("compile_s", 0.0))
+    run_s = float(meta.get("run_s", 0.0))
+    done_steps = int(meta.get("timed_steps", 0))
+    sums = {k: np.float64(v) for k, v in meta.get("sums", {}).items()}
+    count = int(meta.get("count", 0))
+    last_train: dict = meta.get("last_train", {})
+    last_eval: dict = meta.get("last_eval", {})
+    tag = trainer.tag
+
+    def save(at: int):
+        if ckpt is None:
+            return
+        ckpt.save(at, state, {
+            "step": at, "sums": {k: float(v) for k, v in sums.items()}, "count": count,
+            "last_train": last_train, "last_eval": last_eval, "compile_s": compile_s,
+            "run_s": run_s, "timed_steps": done_steps,
+        })
+
+    def evaluate(at: int):
+        nonlocal last_eval
+        if trainer.evaluate is None:
+            return
+        last_eval = dict(trainer.evaluate(state))
+        out.emit("eval", {"step": at, **tag, **last_eval})
+        shown = {k: v for k, v in last_eval.items() if isinstance(v, (int, float))}
+        out.info(f"[dim]step {at}[/] " + "  ".join(f"{k} {_fmt(v)}" for k, v in list(shown.items())[:6]))
+
+    points = _schedule(start, steps, [log_every, eval_every])
+    if points:
+        out.start_progress(description or trainer.name, total=steps, completed=start)
+    with _Signals() as sig:
+        pos = start
+        for end in points:
+            n = end - pos
+            if n not in compiled:
+                t = time.perf_counter()
+                compiled[n] = jchunk.lower(state, jnp.int32(pos), data, n).compile()
+                compile_s += time.perf_counter() - t
+            t = time.perf_counter()
+            new_state, metrics = compiled[n](state, jnp.int32(pos), data)
+            metrics = jax.device_get(metrics)  # the one host sync per chunk
+            run_s += time.perf_counter() - t
+            done_steps += n
+            bad = _first_nonfinite(metrics, pos)
+            if bad is not None:
+                at, name, value = bad
+                kept = ckpt.latest_step() if ckpt is not None else None
+                where = (f"last good checkpoint: step {kept} in {run.dir.path}; resume with --resume after changing nothing, "
+                         "or start again with a smaller --lr or with clipping" if kept is not None
+                         else "no checkpoint had been written yet")
+                what = "NaN" if math.isnan(value) else "Inf"
+                raise RunFailure(f"{name} became {what} at step {at}; training stopped ({where})")
+            state = new_state
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + np.asarray(v, dtype=np.float64).mean(axis=tuple(range(1, np.ndim(v)))).sum()
+            count += n
+            pos = end
+            if pos % log_every == 0 or pos == steps:
+                ms = 1e3 * run_s / max(done_steps, 1)
+                last_train = {**_mean_metrics(sums, count), "ms_per_step": round(ms, 4),
+                              "examples_per_s": round(trainer.examples_per_step * (seeds or 1) * 1e3 / ms, 1) if ms else None}
+                out.emit("train", {"step": pos, **tag, **last_train})
+                out.update_progress(pos, {k: v for k, v in last_train.items() if k not in ("ms_per_step", "examples_per_s")})
+                sums, count = {}, 0
+            if pos % eval_every == 0 or pos == steps:
+                evaluate(pos)
+                save(pos)
+            if sig.caught is not None:
+                save(pos)
+                out.stop_progress()
+                how = "SIGINT" if sig.caught == signal.SIGINT else "SIGTERM"
+                raise Interrupted(f"{how} at step {pos}: checkpoint saved. Resume with: "
+                                  f"dlx {run.cfg.command} --resume {run.dir.path}" if run.dir is not None else
+                                  f"{how} at step {pos}")
+    out.stop_progress()
+    if not points and not last_eval:
+        evaluate(start)  # nothing to train (--steps 0): still report the model's quality
+    ms = 1e3 * run_s / done_steps if done_steps else float("nan")
+    if ckpt is not None:
+        ckpt.close()
+    return FitResult(state=state, step=max(start, steps) if points else start, train=last_train, eval=last_eval,
+                     compile_s=round(compile_s, 3), ms_per_step=round(ms, 4) if done_steps else None,
+                     examples_per_s=round(trainer.examples_per_step * (seeds or 1) * 1e3 / ms, 1) if done_steps else None)
+
+
+def _fmt(v):
+    from dlx.output import fmt
+
+    return fmt(v)
+
+
+def epoch_batch(key, step, n: int, batch: int):
+    """Indices of batch number `step` when every epoch visits the n examples in a fresh
+    random order (the last partial batch of an epoch is dropped). Pure in (key, step), so
+    a resumed run draws exactly the batches the uninterrupted one would have."""
+    per_epoch = max(n // batch, 1)
+    epoch, i = step // per_epoch, step % per_epoch
+    perm = jax.random.permutation(jax.random.fold_in(key, epoch), n)
+    if batch > n:  # tiny data sets: sample with replacement instead
+        return jax.random.randint(jax.random.fold_in(key, step), (batch,), 0, n)
+    return jax.lax.dynamic_slice_in_dim(perm, i * batch, batch)
+
+
+def param_count(tree) -> int:
+    return int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
