@@ -64,12 +64,12 @@ for _name, (_callback, _help) in REGISTRY.items():
     app.command(_name, help=_help)(_callback)
 
 
-def _fail(msg: str, code: int, kind: str) -> None:
+def _fail(msg: str, code: int, kind: str, argv: list[str]) -> None:
     """One line on stderr; with --json also an `error` record on stdout."""
     from rich.console import Console
 
     Console(stderr=True, highlight=False).print(f"[red]error:[/] {msg}", soft_wrap=True)
-    if "--json" in sys.argv[1:]:
+    if "--json" in argv:
         try:
             print(json.dumps({"schema": 1, "event": "error", "kind": kind, "message": msg, "exit_code": code}))
         except BrokenPipeError:
@@ -78,17 +78,18 @@ def _fail(msg: str, code: int, kind: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         app(args=argv, prog_name="dlx", standalone_mode=False)
     except _click_exc.NoArgsIsHelpError:
         sys.exit(0)
     except _click_exc.UsageError as e:
         where = e.ctx.command_path if e.ctx is not None else "dlx"
-        _fail(f"{where}: {e.format_message()}", 2, "usage")
+        _fail(f"{where}: {e.format_message()}", 2, "usage", argv)
     except typer.Abort:
         sys.exit(130)
     except DlxError as e:  # raised before a run started (config validation)
-        _fail(str(e), e.exit_code, e.kind)
+        _fail(str(e), e.exit_code, e.kind, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

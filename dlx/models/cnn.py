@@ -140,7 +140,7 @@ def layer_table(model: CNN, in_shape: tuple[int, ...], *, kernel: int, stride: i
         cin, cout = x.shape[-1], y.shape[-1]
         out_elems = int(jnp.prod(jnp.array(y.shape[1:-1])))
         rows.append({"layer": f"conv{i + 1}", "shape": list(y.shape[1:]),
-                     "params": int(conv.kernel.value.size + conv.bias.value.size),
+                     "params": int(conv.kernel[...].size + conv.bias[...].size),
                      "flops": 2 * (kernel ** len(size)) * cin * cout * out_elems,
                      "kernel": kernel, "stride": stride, "padding": [sum(p) for p in pads],
                      "formula": formula, "formula_ok": formula == list(y.shape[1:-1])})
@@ -163,6 +163,6 @@ def layer_table(model: CNN, in_shape: tuple[int, ...], *, kernel: int, stride: i
     for name, lin in (("dense", model.hidden), ("logits", model.head)):
         if lin is None:
             continue
-        n_in, n_out = lin.kernel.value.shape
+        n_in, n_out = lin.kernel[...].shape
         rows.append({"layer": name, "shape": [n_out], "params": int(n_in * n_out + n_out), "flops": 2 * n_in * n_out})
     return rows

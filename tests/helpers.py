@@ -1,0 +1,62 @@
+"""Run dlx as a user would: in-process (fast, shares the compiled-program cache) or as a
+real subprocess (for signals, pipes, start-up imports)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+
+
+@dataclass
+class DlxResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def records(self) -> list[dict]:
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+    def event(self, name: str) -> list[dict]:
+        return [r for r in self.records if r["event"] == name]
+
+    @property
+    def summary(self) -> dict:
+        (s,) = self.event("summary")
+        return s
+
+
+def dlx(*args: str) -> DlxResult:
+    """`dlx ARGS` in this process; returns exit code and captured output."""
+    from dlx.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return DlxResult(code, out.getvalue(), err.getvalue())
+
+
+def dlx_subprocess(*args: str, cwd=None, env=None, timeout=300, **kw) -> DlxResult:
+    e = {**os.environ, **(env or {})}
+    p = subprocess.run([sys.executable, "-m", "dlx", *args], cwd=cwd, env=e, capture_output=True, text=True,
+                       timeout=timeout, **kw)
+    return DlxResult(p.returncode, p.stdout, p.stderr)
+
+
+def strip_timing(d):
+    """A summary without the fields that measure time (they differ run to run)."""
+    timing = {"wall_s", "compile_s", "ms_per_step", "examples_per_s", "run", "elapsed_s", "peak_bytes"}
+    if isinstance(d, dict):
+        return {k: strip_timing(v) for k, v in d.items() if k not in timing}
+    if isinstance(d, list):
+        return [strip_timing(v) for v in d]
+    return d

@@ -1,0 +1,85 @@
+"""The command line as scripts and people meet it: help, version, exit codes, bad input."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import dlx, dlx_subprocess
+
+NO_JAX = ("import sys; from dlx.cli import main\n"
+          "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\nelse:\n    code = 0\n"
+          "assert 'jax' not in sys.modules, 'jax was imported'\nsys.exit(code)")
+
+
+def _no_jax(*args):
+    return subprocess.run([sys.executable, "-c", NO_JAX, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_help_does_not_import_jax():
+    p = _no_jax("--help")
+    assert p.returncode == 0, p.stderr
+    assert "cnn-demo" in p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("args", [["cnn-demo", "--steps", "0", "--pool", "median"],
+                                  ["cnn-demo", "--batch-size", "0"],
+                                  ["cnn-demo", "--lr", "nan"],
+                                  ["cnn-demo", "--no-such-option"]])
+def test_argument_errors_do_not_import_jax(args):
+    p = _no_jax(*args)
+    assert p.returncode == 2, p.stderr
+
+
+def test_version_and_module_entry_point():
+    from dlx import __version__
+
+    p = dlx_subprocess("--version")
+    assert p.code == 0 and p.stdout.strip() == f"dlx {__version__}"
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["cnn-demo", "--pool", "median"], "--pool must be one of max, avg, none"),
+    (["cnn-demo", "--padding", "full"], "--padding must be one of same, valid"),
+    (["cnn-demo", "--steps", "-1"], "--steps must be a non-negative integer"),
+    (["cnn-demo", "--batch-size", "0"], "--batch-size must be a positive integer"),
+    (["cnn-demo", "--lr", "inf"], "--lr must be a finite number > 0"),
+    (["cnn-demo", "--lr", "-0.1"], "--lr must be a finite number > 0"),
+    (["cnn-demo", "--channels", "8"], "--channels takes two values"),
+    (["cnn-demo", "--dataset", "cifar"], "--dataset must be one of"),
+    (["cnn-demo", "--steps", "ten"], "Invalid value for '--steps'"),
+    (["cnn-demo", "--dataset", "mnist"], "needs --data PATH"),
+    (["cnn-demo", "--dataset", "mnist", "--data", "/nonexistent/file.gz"], "no such file"),
+    (["cnn-demo", "--kernel", "9", "--padding", "valid"], "does not fit"),
+    (["cnn-demo", "--resume", "/nonexistent/run"], "no such directory"),
+    (["no-such-command"], "No such command"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(in_tmp, args, needle):
+    r = dlx(*args, "--json")
+    assert r.code == 2
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, r.stderr
+    assert needle in lines[0]
+    assert "Traceback" not in r.stderr
+    assert os.listdir(in_tmp) == []
+    errs = [rec for rec in r.records if rec["event"] == "error"]
+    assert errs and errs[-1]["exit_code"] == 2
+
+
+def test_wrong_magic_and_truncated_idx_files(in_tmp):
+    bad = in_tmp / "x-images-idx3-ubyte"
+    bad.write_bytes(b"\x00\x00\x09\x03" + b"\x00" * 20)
+    r = dlx("cnn-demo", "--dataset", "mnist", "--data", str(bad))
+    assert r.code == 2 and "wrong magic" in r.stderr
+    bad.write_bytes(b"\x00\x00\x08\x03" + (10).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + b"\x00" * 100)
+    r = dlx("cnn-demo", "--dataset", "mnist", "--data", str(bad))
+    assert r.code == 2 and "truncated" in r.stderr
+    assert sorted(os.listdir(in_tmp)) == ["x-images-idx3-ubyte"]
+
+
+def test_out_that_cannot_be_created(in_tmp):
+    (in_tmp / "file").write_text("x")
+    r = dlx("cnn-demo", "--steps", "1", "--out", str(in_tmp / "file" / "run"))
+    assert r.code == 2 and "cannot create" in r.stderr
+    assert sorted(os.listdir(in_tmp)) == ["file"]

@@ -1,0 +1,196 @@
+"""The shared run layer's promises: the JSON Lines contract, the NaN guard, resume that
+equals an uninterrupted run, signals, and run directories that are never clobbered."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from dlx.config import Common
+from dlx.errors import RunFailure
+from dlx.output import Output
+from dlx.session import Run
+from dlx.train import Trainer, epoch_batch, fit
+from tests.helpers import dlx, strip_timing
+
+FAST = ["--steps", "30", "--log-every", "10", "--eval-every", "10", "--no-mlp-baseline", "--feature-maps", "0",
+        "--channels", "4,8", "--hidden", "16"]
+
+
+def test_json_lines_contract(in_tmp):
+    r = dlx("cnn-demo", *FAST, "--json", "--out", "run")
+    assert r.code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    recs = [json.loads(l) for l in lines]  # every stdout line is one JSON object
+    assert recs[0]["event"] == "config" and recs[-1]["event"] == "summary"
+    assert {r["event"] for r in recs} == {"config", "train", "eval", "summary"}
+    for rec in recs:
+        assert rec["schema"] == 1 and rec["run"] == recs[0]["run"] and rec["command"] == "cnn-demo"
+    cfg = recs[0]
+    assert cfg["config"]["steps"] == 30 and cfg["versions"]["jax"] and cfg["devices"]
+    assert [t["step"] for t in r.event("train")] == [10, 20, 30]
+    for t in r.event("train"):
+        assert t["ms_per_step"] > 0 and t["examples_per_s"] > 0 and "loss" in t
+    s = r.summary
+    assert 0 <= s["test_accuracy"] <= 1 and s["params"] > 0 and s["compile_s"] >= 0
+    # The run directory mirrors the stream.
+    files = set(os.listdir("run"))
+    assert {"config.json", "metrics.jsonl", "summary.json", "curves.png", "checkpoints"} <= files
+    with open("run/metrics.jsonl") as f:
+        assert [json.loads(l) for l in f] == recs
+    assert json.load(open("run/summary.json")) == s
+
+
+def test_without_json_stdout_is_empty(in_tmp):
+    r = dlx("cnn-demo", *FAST)
+    assert r.code == 0 and r.stdout == "" and "test_accuracy" in r.stderr
+    q = dlx("cnn-demo", *FAST, "--quiet")
+    assert q.code == 0 and q.stdout == "" and q.stderr == ""
+
+
+def test_same_seed_same_numbers_and_other_seed_differs(in_tmp):
+    a = dlx("cnn-demo", *FAST, "--json", "--seed", "3")
+    b = dlx("cnn-demo", *FAST, "--json", "--seed", "3")
+    c = dlx("cnn-demo", *FAST, "--json", "--seed", "4")
+    assert strip_timing(a.summary) == strip_timing(b.summary)
+    assert a.summary["test_loss"] != c.summary["test_loss"]
+
+
+def test_refuses_to_overwrite_a_run_unless_forced(in_tmp):
+    assert dlx("cnn-demo", *FAST, "--out", "run").code == 0
+    before = open("run/summary.json").read()
+    r = dlx("cnn-demo", *FAST, "--out", "run", "--seed", "9")
+    assert r.code == 2 and "already holds a run" in r.stderr
+    assert open("run/summary.json").read() == before
+    r = dlx("cnn-demo", *FAST, "--out", "run", "--seed", "9", "--force", "--json")
+    assert r.code == 0 and json.load(open("run/summary.json"))["test_loss"] == r.summary["test_loss"]
+
+
+def test_resume_extends_a_run_to_the_uninterrupted_result(in_tmp):
+    full = dlx("cnn-demo", *FAST, "--json", "--out", "full")
+    half = dlx("cnn-demo", *[a if a != "30" else "20" for a in FAST], "--json", "--out", "part")
+    assert half.code == 0
+    resumed = dlx("cnn-demo", "--resume", "part", "--steps", "30", "--json")
+    assert resumed.code == 0, resumed.stderr
+    assert strip_timing(resumed.summary) == strip_timing(full.summary)
+    # The resumed run's records continue the original stream: same run id, steps after 20.
+    assert {r["run"] for r in resumed.records} == {half.records[0]["run"]}
+    assert [t["step"] for t in resumed.event("train")] == [30]
+
+
+def test_resume_rejects_changed_settings_and_non_runs(in_tmp):
+    assert dlx("cnn-demo", *FAST, "--out", "run").code == 0
+    r = dlx("cnn-demo", "--resume", "run", "--lr", "0.5")
+    assert r.code == 2 and "--lr" in r.stderr
+    os.makedirs("empty")
+    r = dlx("cnn-demo", "--resume", "empty")
+    assert r.code == 2 and "not a dlx run directory" in r.stderr
+
+
+def test_corrupt_checkpoint_is_a_clear_error(in_tmp):
+    assert dlx("cnn-demo", *FAST, "--out", "run").code == 0
+    ck = "run/checkpoints/cnn"
+    for step in os.listdir(ck):
+        for root, _, files in os.walk(os.path.join(ck, step, "state")):
+            for f in files:
+                with open(os.path.join(root, f), "wb") as fh:
+                    fh.write(b"garbage")
+    r = dlx("cnn-demo", "--resume", "run", "--steps", "40")
+    assert r.code == 2 and "corrupt" in r.stderr and "Traceback" not in r.stderr
+
+
+# ---- the loop itself, with a hand-made task -----------------------------------------------
+
+def _run(tmp_path, steps=20):
+    cfg = Common(command="cnn-demo", steps=steps, out=str(tmp_path / "run"))
+    run = Run(cfg, Output(command="test", json_mode=False, quiet=True), "test-run")
+    run.start()
+    return run
+
+
+def _poisoned(nan_at: int):
+    """A 'training' whose loss turns NaN at step nan_at (1-based)."""
+    def init(key):
+        return {"w": jnp.zeros(3), "key": key}
+
+    def step(state, i, data):
+        w = state["w"] + 1.0
+        loss = jnp.where(i + 1 >= nan_at, jnp.nan, jnp.sum(w))
+        return {**state, "w": w}, {"loss": loss}
+
+    return Trainer(init=init, step=step, evaluate=lambda s: {"w0": float(s["w"][0])})
+
+
+def test_nan_guard_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    run = _run(tmp_path)
+    with pytest.raises(RunFailure) as e:
+        fit(run, _poisoned(nan_at=13), steps=20, seed=0, log_every=5, eval_every=5)
+    msg = str(e.value)
+    assert "loss became NaN at step 13" in msg and "last good checkpoint: step 10" in msg
+    steps = sorted(int(s) for s in os.listdir(tmp_path / "run/checkpoints/main") if s.isdigit())
+    assert steps[-1] == 10
+
+
+def test_vmapped_seeds_are_independent_runs(tmp_path):
+    def init(key):
+        return {"x": jax.random.normal(key, ()), "key": key}
+
+    def step(state, i, data):
+        x = state["x"] * 0.5 + jax.random.normal(jax.random.fold_in(state["key"], i), ())
+        return {**state, "x": x}, {"x": x}
+
+    t = Trainer(init=init, step=step, evaluate=lambda s: {"x": [float(v) for v in s["x"]]})
+    res = fit(_run(tmp_path), t, steps=8, seed=1, log_every=4, eval_every=8, seeds=3)
+    xs = res.eval["x"]
+    assert len(xs) == 3 and len(set(xs)) == 3
+    # Seed s of a vmapped run is the same computation as that key alone.
+    key = jax.random.split(jax.random.PRNGKey(1), 3)[2]
+    s = init(key)
+    for i in range(8):
+        s, _ = step(s, jnp.int32(i), None)
+    assert abs(float(s["x"]) - xs[2]) < 1e-5
+
+
+def test_epoch_batches_visit_every_example_once_per_epoch():
+    key = jax.random.PRNGKey(0)
+    idx = jnp.concatenate([epoch_batch(key, jnp.int32(i), 40, 8) for i in range(5)])
+    assert sorted(idx.tolist()) == list(range(40))
+    nxt = jnp.concatenate([epoch_batch(key, jnp.int32(i), 40, 8) for i in range(5, 10)])
+    assert sorted(nxt.tolist()) == list(range(40)) and nxt.tolist() != idx.tolist()
+
+
+# ---- signals, in a real process ------------------------------------------------------------
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_saves_a_checkpoint_and_resume_matches(in_tmp, sig):
+    args = ["cnn-demo", "--steps", "400", "--log-every", "10", "--eval-every", "100", "--no-mlp-baseline",
+            "--feature-maps", "0", "--channels", "4,8", "--hidden", "16", "--json"]
+    full = dlx(*args, "--out", "full")
+    p = subprocess.Popen([sys.executable, "-m", "dlx", *args, "--out", "cut"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    for line in p.stdout:  # interrupt once training is under way, between two checkpoints
+        rec = json.loads(line)
+        if rec["event"] == "train" and rec["step"] >= 120:
+            p.send_signal(sig)
+            break
+    rest, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert "Resume with: dlx cnn-demo --resume cut" in err
+    recs = [json.loads(l) for l in rest.splitlines()]
+    assert recs[-1]["event"] == "error" and recs[-1]["kind"] == "interrupted"
+    resumed = dlx("cnn-demo", "--resume", "cut", "--json")
+    assert resumed.code == 0, resumed.stderr
+    assert strip_timing(resumed.summary) == strip_timing(full.summary)
+
+
+def test_closed_stdout_pipe_exits_quietly(in_tmp):
+    p = subprocess.run(f"{sys.executable} -m dlx cnn-demo {' '.join(FAST)} --json | head -1",
+                       shell=True, capture_output=True, text=True, timeout=120)
+    assert json.loads(p.stdout)["event"] == "config"
+    assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr
