@@ -66,6 +66,7 @@ class FitResult:
     compile_s: float
     ms_per_step: float
     examples_per_s: float
+    peak_bytes: int | None = None     # XLA's memory analysis of the compiled chunk
 
 
 def _schedule(start: int, steps: int, every: list[int]) -> list[int]:
@@ -156,6 +157,7 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
     last_train: dict = meta.get("last_train", {})
     last_eval: dict = meta.get("last_eval", {})
     tag = trainer.tag
+    analysis = None
 
     def save(at: int):
         if ckpt is None:
@@ -186,6 +188,8 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
                 t = time.perf_counter()
                 compiled[n] = jchunk.lower(state, jnp.int32(pos), data, n).compile()
                 compile_s += time.perf_counter() - t
+                if analysis is None:
+                    analysis = _analyse(compiled[n], n)
             t = time.perf_counter()
             new_state, metrics = compiled[n](state, jnp.int32(pos), data)
             metrics = jax.device_get(metrics)  # the one host sync per chunk
@@ -230,7 +234,21 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
         ckpt.close()
     return FitResult(state=state, step=max(start, steps) if points else start, train=last_train, eval=last_eval,
                      compile_s=round(compile_s, 3), ms_per_step=round(ms, 4) if done_steps else None,
-                     examples_per_s=round(trainer.examples_per_step * (seeds or 1) * 1e3 / ms, 1) if done_steps else None)
+                     examples_per_s=round(trainer.examples_per_step * (seeds or 1) * 1e3 / ms, 1) if done_steps else None,
+                     **(analysis or {}))
+
+
+def _analyse(compiled, n: int) -> dict:
+    """Peak memory of a compiled chunk of n steps, where XLA reports it. (FLOPs are left to
+    `dlx bench`: XLA's cost analysis counts a loop body once, not n times.)"""
+    res = {}
+    try:
+        m = compiled.memory_analysis()
+        res["peak_bytes"] = int(m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes
+                                - m.alias_size_in_bytes)
+    except Exception:  # not every backend implements it
+        pass
+    return res
 
 
 def _fmt(v):
