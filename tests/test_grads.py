@@ -15,8 +15,10 @@ from dlx.metrics.grads import (
     mlp_probe_sweep,
     probe_cell,
     rnn_probe,
+    rnn_probe_sweep,
     stack_states,
     verdict,
+    verdict_code,
 )
 from dlx.models.mlp import DeepMLP, activation_id
 
@@ -25,13 +27,11 @@ probe = jax.jit(mlp_probe, static_argnums=0)
 
 @pytest.fixture(scope="module")
 def digits():
-    # 256 examples of sklearn's digits, each feature standardised: x (256, 64), y (256,)
-    from sklearn.datasets import load_digits
+    # The command's default batch: the first 256 training digits, flattened, in [0, 1].
+    from dlx.data import digits
 
-    x, y = load_digits(return_X_y=True)
-    x, y = x[:256], y[:256]
-    x = (x - x.mean(0)) / np.maximum(x.std(0), 1e-8)
-    return jnp.asarray(x, jnp.float32), jnp.asarray(y)
+    data = digits()
+    return jnp.asarray(data.x_train[:256].reshape(256, -1)), jnp.asarray(data.y_train[:256])
 
 
 sweep = jax.jit(mlp_probe_sweep, static_argnums=0)
@@ -86,10 +86,12 @@ def test_per_layer_gradients_match_hand_written_backprop(activation):
 def test_verdicts_sigmoid_vanishes_relu_he_healthy_large_init_explodes(digits):
     _, sigmoid = _sweep(*digits, 10, "sigmoid", [("glorot", 1.0)])
     # Twice the He scale doubles the backward gain of every layer: ~2**9 over 10 layers.
-    _, relu = _sweep(*digits, 10, "relu", [("he", 1.0), ("he", 2.0)])
+    # At 1e4 times He the activations overflow float32: the probe must not call that healthy.
+    _, relu = _sweep(*digits, 10, "relu", [("he", 1.0), ("he", 2.0), ("he", 1e4)])
     assert verdict(sigmoid["ratio"][0]) == "vanishing"
-    assert [verdict(r) for r in relu["ratio"]] == ["healthy", "exploding"]
-    assert verdict(float("nan")) == "exploding"
+    assert [verdict(r) for r in relu["ratio"]] == ["healthy", "exploding", "exploding"]
+    assert np.isnan(relu["ratio"][2])
+    np.testing.assert_array_equal(verdict_code(relu["ratio"]), [0, 2, 2])
 
 
 def test_sweep_over_activations_matches_single_probes(digits):
@@ -109,8 +111,8 @@ def test_anchor_tanh_standard_init_shrinks_toward_input_glorot_keeps_level(digit
     _, both = _sweep(*digits, 10, "tanh", [("standard", 1.0), ("glorot", 1.0)])
     standard, glorot = np.asarray(both["preact_grad_norm"])
     assert np.all(np.diff(standard) > 0)  # smaller at every step toward the input
-    assert standard[0] / standard[-1] < 1e-2
-    assert glorot.max() / glorot.min() < 5
+    assert standard[0] / standard[-1] < 2e-2  # 7e-3 measured
+    assert glorot.max() / glorot.min() < 5  # 2.1 measured
 
 
 def test_anchor_30_layer_relu_glorot_shrinks_activations_he_keeps_them(digits):
@@ -118,21 +120,28 @@ def test_anchor_30_layer_relu_glorot_shrinks_activations_he_keeps_them(digits):
     # has cost a factor ~2**-15 in std.
     _, both = _sweep(*digits, 30, "relu", [("glorot", 1.0), ("he", 1.0)])
     glorot_std, he_std = np.asarray(both["act_std"][:, -1])
-    assert glorot_std < 1e-3
-    assert 0.1 < he_std < 10
+    # At width 64 the std at layer 30 still drifts with the seed (0.05 to 0.4 for He over
+    # seeds 0-4, 2e-6 to 2e-5 for Glorot), hence the wide bands.
+    assert glorot_std < 1e-4
+    assert 2e-2 < he_std < 10
     assert [verdict(r) for r in both["ratio"]] == ["vanishing", "healthy"]
 
 
-@pytest.mark.parametrize("rho", [0.5, 0.9, 1.1])
-def test_linear_rnn_decays_by_its_spectral_radius(rho):
+def test_linear_rnn_decays_by_its_spectral_radius():
     # Orthogonal W scaled to rho: every step back multiplies ||dL/dh_t|| by exactly rho.
-    cell = probe_cell("linear", 3, 8, spectral_radius=rho, rngs=nnx.Rngs(0))
+    rhos = np.array([0.5, 0.9, 1.1])
+    splits = [nnx.split(probe_cell("linear", 3, 8, spectral_radius=r, rngs=nnx.Rngs(0)), nnx.Param) for r in rhos]
     kx, kr = jax.random.split(jax.random.key(0))
-    xs = jax.random.normal(kx, (4, 20, 3))
-    result = jax.jit(rnn_probe, static_argnums=0)(*nnx.split(cell, nnx.Param), xs, jax.random.normal(kr, (4, 8)))
-    assert result["grad_norms"].shape == (20,)
-    assert float(result["decay_per_step"]) == pytest.approx(rho, rel=1e-3)
-    np.testing.assert_allclose(result["ratio"], rho**19, rtol=1e-3)
+    xs, readout = jax.random.normal(kx, (4, 20, 3)), jax.random.normal(kr, (4, 8))
+    stacked = stack_states([p for _, p in splits])
+    result = jax.jit(rnn_probe_sweep, static_argnums=0)(splits[0][0], stacked, xs, readout)
+    assert result["grad_norms"].shape == (3, 20)
+    np.testing.assert_allclose(result["decay_per_step"], rhos, rtol=1e-3)
+    np.testing.assert_allclose(result["ratio"], rhos**19, rtol=1e-3)
+    # Over 19 steps back: 2e-6, 0.14, 6.1.
+    assert [verdict(r) for r in result["ratio"]] == ["vanishing", "healthy", "healthy"]
+    single = rnn_probe(*splits[1], xs, readout)
+    np.testing.assert_allclose(result["grad_norms"][1], single["grad_norms"], rtol=1e-5)
 
 
 def test_tanh_rnn_vanishes_faster_than_lstm():

@@ -40,16 +40,27 @@ def stack_states(states):
 
 
 def verdict_code(ratio: jax.Array) -> jax.Array:
-    """0 healthy, 1 vanishing, 2 exploding (index into VERDICTS); jittable."""
-    return jnp.where(ratio < VANISHING_BELOW, 1, jnp.where(ratio > EXPLODING_ABOVE, 2, 0))
+    """0 healthy, 1 vanishing, 2 exploding (index into VERDICTS); jittable. A NaN ratio
+    (the probes' mark of a non-finite loss or gradient) is exploding."""
+    code = jnp.where(ratio < VANISHING_BELOW, 1, 0)
+    return jnp.where((ratio > EXPLODING_ABOVE) | jnp.isnan(ratio), 2, code)
+
+
+def _finite_ratio(first: jax.Array, last: jax.Array, *finite_checks: jax.Array) -> jax.Array:
+    # first / last, or NaN when anything it rests on has overflowed (a diverged net can give
+    # inf / inf, or 0 / inf, which would otherwise read as healthy or vanishing).
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(c)) for c in finite_checks]))
+    return jnp.where(finite, first / jnp.maximum(last, jnp.finfo(last.dtype).tiny), jnp.nan)
 
 
 def verdict(ratio) -> str:
-    """The verdict for a (host) ratio; a NaN ratio, from a diverged net, counts as exploding."""
+    """The verdict for a (host) ratio; NaN or inf, from a diverged net, is exploding."""
     ratio = float(ratio)
     if not np.isfinite(ratio):
         return "exploding"
-    return VERDICTS[int(verdict_code(jnp.asarray(ratio)))]
+    if ratio < VANISHING_BELOW:
+        return "vanishing"
+    return "exploding" if ratio > EXPLODING_ABOVE else "healthy"
 
 
 def mlp_probe(graphdef, params, x: jax.Array, y: jax.Array, activation=None) -> dict:
@@ -88,8 +99,7 @@ def mlp_probe(graphdef, params, x: jax.Array, y: jax.Array, activation=None) -> 
     preact_grad_norm = jnp.stack([jnp.linalg.norm(g) for g in preact_grads])
     post = jnp.stack(trace["post"])  # (depth, B, width)
     saturated = jnp.stack(trace["saturated"])
-    tiny = jnp.finfo(x.dtype).tiny
-    ratio = preact_grad_norm[0] / jnp.maximum(preact_grad_norm[-1], tiny)
+    ratio = _finite_ratio(preact_grad_norm[0], preact_grad_norm[-1], loss, preact_grad_norm)
     return {
         "loss": loss,
         "weight_grad_norm": weight_grad_norm,
@@ -98,7 +108,7 @@ def mlp_probe(graphdef, params, x: jax.Array, y: jax.Array, activation=None) -> 
         "act_std": post.std(axis=(1, 2)),
         "saturation": saturated.mean(axis=(1, 2)),
         "ratio": ratio,
-        "weight_ratio": weight_grad_norm[0] / jnp.maximum(weight_grad_norm[-1], tiny),
+        "weight_ratio": _finite_ratio(weight_grad_norm[0], weight_grad_norm[-1], loss, weight_grad_norm),
         "decay_per_layer": ratio ** (1.0 / max(depth - 1, 1)),
         "verdict_code": verdict_code(ratio),
     }
@@ -217,10 +227,16 @@ def rnn_probe(graphdef, params, xs: jax.Array, readout: jax.Array) -> dict:
     delta = jnp.zeros((batch, steps, readout.shape[-1]), xs.dtype)
     grads = jax.grad(loss_fn)(delta)  # (B, T, H)
     grad_norms = jnp.sqrt(jnp.sum(grads**2, axis=(0, 2)))  # (T,)
-    ratio = grad_norms[0] / jnp.maximum(grad_norms[-1], jnp.finfo(xs.dtype).tiny)
+    ratio = _finite_ratio(grad_norms[0], grad_norms[-1], grad_norms)
     return {
         "grad_norms": grad_norms,
         "decay_per_step": fit_decay(grad_norms),
         "ratio": ratio,
         "verdict_code": verdict_code(ratio),
     }
+
+
+def rnn_probe_sweep(graphdef, stacked_params, xs: jax.Array, readout: jax.Array) -> dict:
+    """rnn_probe over a stack of same-shaped cells (leading axis N, e.g. one spectral radius
+    each); every returned array gains the leading axis N."""
+    return jax.vmap(partial(rnn_probe, graphdef), in_axes=(0, None, None))(stacked_params, xs, readout)
