@@ -1,0 +1,195 @@
+"""The cells compute their equations: they match Flax's own cells forward and backward,
+the scan matches a Python loop, and the parameter counts match the formulas."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from dlx.models.cells import CELLS, LSTMCell, RecurrentNet, param_count
+
+B, T, X, H = 3, 6, 5, 4
+TOL = dict(rtol=2e-5, atol=2e-5)
+
+
+def _data(seed=0):
+    k = jax.random.split(jax.random.key(seed), 4)
+    xs = jax.random.normal(k[0], (B, T, X))
+    w_out = jax.random.normal(k[1], (B, T, H))          # weights a loss puts on every h_t
+    h0 = 0.5 * jax.random.normal(k[2], (B, H))
+    c0 = 0.5 * jax.random.normal(k[3], (B, H))
+    return xs, w_out, h0, c0
+
+
+def _flax_cell(kind, activation="tanh"):
+    """Flax's cell and how our (V, W, b) map onto its parameters."""
+    if kind == "lstm":
+        cell = nnx.OptimizedLSTMCell(X, H, rngs=nnx.Rngs(0))   # gate order (i, f, g, o)
+        names = {"V": cell.dense_i.kernel, "W": cell.dense_h.kernel, "b": cell.dense_h.bias}
+    elif kind == "gru":
+        cell = nnx.GRUCell(X, H, rngs=nnx.Rngs(0))             # gate order (r, z, n)
+        names = {"V": cell.dense_i.kernel, "W": cell.dense_h.kernel, "b": cell.dense_i.bias}
+    else:
+        act = {"tanh": jnp.tanh, "relu": jax.nn.relu}[activation]
+        cell = nnx.SimpleCell(X, H, activation_fn=act, rngs=nnx.Rngs(0))
+        names = {"V": cell.dense_i.kernel, "W": cell.dense_h.kernel, "b": cell.dense_i.bias}
+    return cell, names
+
+
+def _random_params(kind, seed=1):
+    # Random biases too, so a misplaced bias cannot hide behind zeros.
+    g = CELLS[kind].num_gates
+    k = jax.random.split(jax.random.key(seed), 3)
+    return {"V": 0.5 * jax.random.normal(k[0], (X, g * H)),
+            "W": 0.5 * jax.random.normal(k[1], (H, g * H)),
+            "b": 0.5 * jax.random.normal(k[2], (g * H,))}
+
+
+def _ours(kind, activation):
+    kwargs = {"activation": activation} if kind == "rnn" else {}
+    return CELLS[kind](X, H, rngs=nnx.Rngs(0), **kwargs)
+
+
+def _loss(carry, hs, w_out):
+    # Touches every emitted h_t and every part of the final carry.
+    return jnp.sum(jnp.tanh(hs) * w_out) + sum(jnp.sum(c ** 2) for c in carry)
+
+
+def _carry0(kind, h0, c0):
+    return (c0, h0) if kind == "lstm" else (h0,)
+
+
+CASES = [("lstm", "tanh"), ("gru", "tanh"), ("rnn", "tanh"), ("rnn", "relu")]
+
+
+@pytest.mark.parametrize("kind,activation", CASES)
+def test_cell_matches_flax_forward_and_gradients(kind, activation):
+    xs, w_out, h0, c0 = _data()
+    params = _random_params(kind)
+
+    def ours(params, xs, carry0):
+        cell = _ours(kind, activation)
+        for name, value in params.items():
+            getattr(cell, name)[...] = value
+        return _loss(*cell(xs, carry0), w_out)
+
+    def theirs(params, xs, carry0):
+        cell, names = _flax_cell(kind, activation)
+        for name, value in params.items():
+            names[name][...] = value
+        carry = carry0 if kind == "lstm" else carry0[0]
+        hs = []
+        for t in range(T):
+            carry, h = cell(carry, xs[:, t])
+            hs.append(h)
+        carry = carry if kind == "lstm" else (carry,)
+        return _loss(carry, jnp.stack(hs, axis=1), w_out)
+
+    carry0 = _carry0(kind, h0, c0)
+    # jit both: one compile is cheaper than Flax's eager op-by-op loop under grad.
+    v_ours, g_ours = jax.jit(jax.value_and_grad(ours, argnums=(0, 1, 2)))(params, xs, carry0)
+    v_theirs, g_theirs = jax.jit(jax.value_and_grad(theirs, argnums=(0, 1, 2)))(params, xs, carry0)
+    np.testing.assert_allclose(v_ours, v_theirs, **TOL)
+    for a, b in zip(jax.tree.leaves(g_ours), jax.tree.leaves(g_theirs)):
+        np.testing.assert_allclose(a, b, **TOL)
+
+
+def test_param_counts_follow_the_formulas():
+    for kind in CELLS:
+        cell = CELLS[kind](X, H, rngs=nnx.Rngs(0))
+        counted = sum(p.size for p in jax.tree.leaves(nnx.state(cell, nnx.Param)))
+        assert counted == param_count(kind, X, H)
+    assert param_count("rnn", X, H) == H * (X + H + 1)
+    assert param_count("gru", 64, 256) < param_count("lstm", 64, 256)
+
+
+def test_forget_bias_is_applied():
+    cell = LSTMCell(X, H, rngs=nnx.Rngs(0), forget_bias=1.0)
+    b = np.asarray(cell.b[...]).reshape(4, H)          # rows: i, f, N, o
+    np.testing.assert_array_equal(b, np.eye(4)[1][:, None] * np.ones((4, H)))
+    # With zero weights every forget gate sits at sigmoid(forget_bias).
+    cell.V[...] = jnp.zeros_like(cell.V[...])
+    cell.W[...] = jnp.zeros_like(cell.W[...])
+    _, _, gates = cell(jnp.ones((B, T, X)), return_gates=True)
+    np.testing.assert_allclose(gates["forget"], jax.nn.sigmoid(1.0) * np.ones(T), rtol=1e-6)
+    np.testing.assert_allclose(gates["input"], 0.5 * np.ones(T), rtol=1e-6)
+    assert np.all(np.asarray(LSTMCell(X, H, rngs=nnx.Rngs(0), forget_bias=0.0).b[...]) == 0)
+
+
+def test_gate_statistics_path_computes_the_same_states():
+    xs, _, h0, c0 = _data(2)
+    cell = LSTMCell(X, H, rngs=nnx.Rngs(0))
+    carry, hs = cell(xs, (c0, h0))
+    carry_g, hs_g, gates = cell(xs, (c0, h0), return_gates=True)
+    np.testing.assert_allclose(hs, hs_g, **TOL)
+    final_norm = jnp.linalg.norm(carry_g[0], axis=-1).mean()   # mean over the batch of ||c_T||
+    np.testing.assert_allclose(gates["cell_norm"][-1], final_norm, **TOL)
+    assert set(gates) == {"forget", "input", "output", "cell_norm"}
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+def test_scan_equals_python_loop_and_perturbation_gradient_is_dloss_dh(kind):
+    xs, w_out, h0, c0 = _data(3)
+    cell = _ours(kind, "tanh")
+    carry0 = _carry0(kind, h0, c0)
+    u = jnp.arange(1.0, H + 1)
+
+    def loss(carry, hs):
+        return jnp.sum(jnp.sin(hs) * w_out) + jnp.sum(carry[-1] * u)
+
+    def scanned(delta):
+        return loss(*cell(xs, carry0, hidden_perturbation=delta))
+
+    def unrolled(delta):
+        carry, xproj, hs = carry0, cell.project(xs), []
+        for t in range(T):
+            carry, h = cell.step(carry, xproj[:, t])
+            h = h + delta[:, t]
+            carry = carry[:-1] + (h,)
+            hs.append(h)
+        return loss(carry, jnp.stack(hs, axis=1))
+
+    zeros = jnp.zeros((B, T, H))
+    value, g = jax.jit(jax.value_and_grad(scanned))(zeros)
+    value_loop, g_loop = jax.jit(jax.value_and_grad(unrolled))(zeros)
+    np.testing.assert_allclose(value, value_loop, **TOL)
+    np.testing.assert_allclose(g, g_loop, **TOL)
+    # The last h_t feeds nothing but the loss: dL/dh_T = cos(h_T) * w + u.
+    _, hs = cell(xs, carry0)
+    np.testing.assert_allclose(g[:, -1], jnp.cos(hs[:, -1]) * w_out[:, -1] + u, **TOL)
+    # A perturbation moves the states by exactly itself at the step it is added.
+    delta = zeros.at[:, 2].set(0.1)
+    _, hs_d = cell(xs, carry0, hidden_perturbation=delta)
+    np.testing.assert_allclose(hs_d[:, :2], hs[:, :2], **TOL)
+    np.testing.assert_allclose(hs_d[:, 2], hs[:, 2] + 0.1, **TOL)
+    assert not np.allclose(hs_d[:, 3:], hs[:, 3:])
+
+
+def test_recurrent_net_shapes_and_stepwise_sampling():
+    vocab, steps = 11, 7
+    net = RecurrentNet("lstm", 8, H, vocab, layers=2, vocab=vocab, embed=6, rngs=nnx.Rngs(0))
+    tokens = jax.random.randint(jax.random.key(0), (B, steps), 0, vocab)
+    graphdef, weights = nnx.split(net)
+
+    @jax.jit
+    def run(tokens):
+        net = nnx.merge(graphdef, weights)
+        state, stepped = net.init_state(B), []
+        for t in range(steps):                   # the sampling path, one token at a time
+            state, out = net.step_tokens(state, tokens[:, t])
+            stepped.append(out)
+        _, hs = net.hidden_states(tokens)
+        return net(tokens), net(tokens, last_only=True), jnp.stack(stepped, axis=1), hs
+
+    logits, last, stepped, hs = run(tokens)
+    assert logits.shape == (B, steps, vocab) and hs.shape == (B, steps, H)
+    np.testing.assert_allclose(last, logits[:, -1], **TOL)
+    np.testing.assert_allclose(stepped, logits, **TOL)
+
+
+def test_recurrent_net_on_float_inputs():
+    net = RecurrentNet("rnn", X, H, 10, rngs=nnx.Rngs(0), activation="relu")
+    assert net(jnp.ones((B, T, X)), last_only=True).shape == (B, 10)
+    with pytest.raises(ValueError, match="unknown cell"):
+        RecurrentNet("transformer", X, H, 10, rngs=nnx.Rngs(0))
