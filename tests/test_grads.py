@@ -140,8 +140,6 @@ def test_linear_rnn_decays_by_its_spectral_radius():
     np.testing.assert_allclose(result["ratio"], rhos**19, rtol=1e-3)
     # Over 19 steps back: 2e-6, 0.14, 6.1.
     assert [verdict(r) for r in result["ratio"]] == ["vanishing", "healthy", "healthy"]
-    single = rnn_probe(*splits[1], xs, readout)
-    np.testing.assert_allclose(result["grad_norms"][1], single["grad_norms"], rtol=1e-5)
 
 
 def test_tanh_rnn_vanishes_faster_than_lstm():
