@@ -130,7 +130,8 @@ def test_anchor_30_layer_relu_glorot_shrinks_activations_he_keeps_them(digits):
 def test_linear_rnn_decays_by_its_spectral_radius():
     # Orthogonal W scaled to rho: every step back multiplies ||dL/dh_t|| by exactly rho.
     rhos = np.array([0.5, 0.9, 1.1])
-    splits = [nnx.split(probe_cell("linear", 3, 8, spectral_radius=r, rngs=nnx.Rngs(0)), nnx.Param) for r in rhos]
+    cells = [probe_cell("linear", 3, 8, spectral_radius=r, rngs=nnx.Rngs(0)) for r in rhos]
+    splits = [nnx.split(cell, nnx.Param) for cell in cells]
     kx, kr = jax.random.split(jax.random.key(0))
     xs, readout = jax.random.normal(kx, (4, 20, 3)), jax.random.normal(kr, (4, 8))
     stacked = stack_states([p for _, p in splits])
