@@ -38,6 +38,9 @@ class Common:
     resume: Optional[str] = None
     force: bool = False
     devices: int = 1
+    coordinator: Optional[str] = None
+    num_processes: int = 1
+    process_id: int = 0
 
     def __post_init__(self):
         nonneg_int("--seed", self.seed)
@@ -47,6 +50,12 @@ class Common:
         positive_int("--log-every", self.log_every)
         positive_int("--eval-every", self.eval_every)
         positive_int("--devices", self.devices)
+        positive_int("--num-processes", self.num_processes)
+        nonneg_int("--process-id", self.process_id)
+        if self.process_id >= self.num_processes:
+            raise UsageError(f"--process-id {self.process_id} must be below --num-processes {self.num_processes}")
+        if self.num_processes > 1 and not self.coordinator:
+            raise UsageError("--num-processes > 1 needs --coordinator HOST:PORT (process 0's address)")
         if self.resume is not None and self.force:
             raise UsageError("--resume and --force contradict each other: --resume continues a run, --force replaces it")
 
@@ -56,7 +65,7 @@ class Common:
 
 # Fields that describe how a run is watched, not what it computes: they may differ when
 # a run is resumed, and they never enter comparisons of results.
-PRESENTATION_FIELDS = {"json", "quiet", "out", "resume", "force", "log_every"}
+PRESENTATION_FIELDS = {"json", "quiet", "out", "resume", "force", "log_every", "coordinator", "process_id"}
 
 
 # ---- validators: each raises UsageError naming the option and what it expects ----------
@@ -142,6 +151,10 @@ def _common_parameters(defaults: dict) -> list[inspect.Parameter]:
         return P(name, KW, default=default,
                  annotation=Annotated[typ, typer.Option(*flags, help=help, rich_help_panel="Common options", **kw)])
 
+    def dist(name, typ, default, help, *flags, **kw):
+        return P(name, KW, default=default,
+                 annotation=Annotated[typ, typer.Option(*flags, help=help, rich_help_panel="Multi-host", **kw)])
+
     d = defaults
     return [
         opt("seed", int, d.get("seed", 0), "Seed for everything: init, data order, noise.", "--seed"),
@@ -156,6 +169,12 @@ def _common_parameters(defaults: dict) -> list[inspect.Parameter]:
         opt("resume", Optional[str], None, "Continue the run saved in this directory.", "--resume"),
         opt("force", bool, False, "Overwrite an existing run directory given with --out.", "--force"),
         opt("devices", int, 1, "Local devices to spread each batch over (data parallel).", "--devices"),
+        dist("coordinator", Optional[str], None, "Multi-host: address HOST:PORT of process 0.", "--coordinator",
+             envvar="DLX_COORDINATOR"),
+        dist("num_processes", int, 1, "Multi-host: number of processes.", "--num-processes",
+             envvar="DLX_NUM_PROCESSES"),
+        dist("process_id", int, 0, "Multi-host: this process's index (0 writes the outputs).", "--process-id",
+             envvar="DLX_PROCESS_ID"),
     ]
 
 

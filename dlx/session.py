@@ -66,6 +66,12 @@ class Run:
         from dlx import runtime
 
         path = self.cfg.out or os.path.join("runs", self.run_id)
+        if getattr(self.cfg, "process_id", 0) > 0:
+            # Multi-host: process 0 owns stdout and the run directory; the others keep
+            # their own checkpoints beside it and stay silent.
+            path = f"{path}.process{self.cfg.process_id}"
+            self.out.json_mode = False
+            self.out.console.quiet = True
         self.dir = RunDir(path, resume=self.resumed, force=self.cfg.force)
         self.started = True
         self.out.attach(self.run_id, self.dir.file("metrics.jsonl"), append=self.resumed)
@@ -112,6 +118,18 @@ def execute(cfg, task_name: str, *, explicit: set[str] = frozenset()) -> None:
         from dlx import runtime
 
         runtime.setup_jax(getattr(cfg, "devices", 1))
+        if getattr(cfg, "num_processes", 1) > 1:
+            import jax
+
+            # Every process runs the same command; the mesh then spans all hosts' devices.
+            jax.distributed.initialize(coordinator_address=cfg.coordinator, num_processes=cfg.num_processes,
+                                       process_id=cfg.process_id)
+        if getattr(cfg, "devices", 1) > 1:
+            from dlx.train import set_devices
+
+            if cfg.batch_size % cfg.devices:
+                raise UsageError(f"--batch-size {cfg.batch_size} must be a multiple of --devices {cfg.devices}")
+            set_devices(cfg.devices)
         task = importlib.import_module(task_name)
         run = Run(cfg, out, run_id or new_run_id(cfg.command))
         out.run_id = run.run_id

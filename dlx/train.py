@@ -69,6 +69,41 @@ class FitResult:
     peak_bytes: int | None = None     # XLA's memory analysis of the compiled chunk
 
 
+# ---- data parallelism ---------------------------------------------------------------------
+# With --devices N the loop builds a 1-D mesh over N devices; parameters and optimizer state
+# are replicated and each step's batch is split along its first axis (tasks call
+# `shard_batch` on the batch they draw). XLA's SPMD partitioner then inserts the gradient
+# all-reduce: the code path is the same as on one device.
+_MESH = None
+
+
+def set_devices(n: int) -> None:
+    global _MESH
+    if n <= 1:
+        _MESH = None
+        return
+    devs = jax.devices()
+    if len(devs) < n:
+        from dlx.errors import UsageError
+
+        raise UsageError(f"--devices {n}: only {len(devs)} device(s) available ({devs[0].platform})")
+    _MESH = jax.sharding.Mesh(np.array(devs[:n]), ("data",))
+
+
+def shard_batch(tree):
+    """Split a batch (pytree of arrays with a leading batch axis) over the data mesh."""
+    if _MESH is None:
+        return tree
+    spec = jax.sharding.NamedSharding(_MESH, jax.sharding.PartitionSpec("data"))
+    return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, spec), tree)
+
+
+def _replicate(tree):
+    if _MESH is None:
+        return tree
+    return jax.device_put(tree, jax.sharding.NamedSharding(_MESH, jax.sharding.PartitionSpec()))
+
+
 def _schedule(start: int, steps: int, every: list[int]) -> list[int]:
     """Chunk end points after `start`: every multiple of each interval, and `steps`."""
     points = {steps}
@@ -140,6 +175,7 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
         out.info(f"resumed {trainer.name} from step {start}")
     else:
         state = jax.jit(init)(key)
+    state = _replicate(state)
 
     def chunk(state, first, data, n):
         def body(s, i):
@@ -147,7 +183,7 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
         return jax.lax.scan(body, state, jnp.arange(n, dtype=jnp.int32))
 
     jchunk = jax.jit(chunk, static_argnums=3, donate_argnums=0)
-    data = jax.device_put(trainer.data)
+    data = _replicate(jax.device_put(trainer.data))
     compiled: dict[int, Any] = {}
     compile_s = float(meta.get("compile_s", 0.0))
     run_s = float(meta.get("run_s", 0.0))

@@ -17,7 +17,7 @@ from dlx.errors import RunFailure
 from dlx.output import Output
 from dlx.session import Run
 from dlx.train import Trainer, epoch_batch, fit
-from tests.helpers import dlx, strip_timing
+from tests.helpers import dlx, dlx_subprocess, strip_timing
 
 FAST = ["--steps", "30", "--log-every", "10", "--eval-every", "10", "--no-mlp-baseline", "--feature-maps", "0",
         "--channels", "4,8", "--hidden", "16"]
@@ -194,3 +194,16 @@ def test_closed_stdout_pipe_exits_quietly(in_tmp):
                        shell=True, capture_output=True, text=True, timeout=120)
     assert json.loads(p.stdout)["event"] == "config"
     assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr
+
+
+def test_data_parallel_over_four_cpu_devices_matches_one_device(in_tmp):
+    args = ["cnn-demo", "--steps", "20", "--log-every", "10", "--eval-every", "20", "--no-mlp-baseline",
+            "--feature-maps", "0", "--channels", "4,8", "--hidden", "16", "--json"]
+    one = dlx(*args, "--out", "one")
+    four = dlx_subprocess(*args, "--out", "four", "--devices", "4")
+    assert four.code == 0, four.stderr
+    assert four.records[0]["devices"][:4] == ["cpu:0 cpu", "cpu:1 cpu", "cpu:2 cpu", "cpu:3 cpu"]
+    assert four.summary["test_accuracy"] == pytest.approx(one.summary["test_accuracy"], abs=1 / 359)
+    assert four.summary["test_loss"] == pytest.approx(one.summary["test_loss"], rel=1e-4)
+    bad = dlx(*args, "--devices", "3", "--batch-size", "64")
+    assert bad.code == 2 and "multiple of --devices" in bad.stderr

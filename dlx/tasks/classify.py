@@ -16,7 +16,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from dlx.train import Trainer, epoch_batch
+from dlx.train import Trainer, epoch_batch, shard_batch
 
 
 def adam(lr: float, clip: float | None = None) -> optax.GradientTransformation:
@@ -63,7 +63,7 @@ def classifier(make_model, x_train, y_train, *, lr: float, batch_size: int, clip
     def step(state, i, data):
         x, y = data
         idx = epoch_batch(state["key"], i, n, batch_size)
-        xb, yb = x[idx], y[idx]
+        xb, yb = shard_batch((x[idx], y[idx]))
 
         def loss_fn(params):
             logits = nnx.merge(graphdef, params)(xb)
