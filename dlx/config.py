@@ -107,21 +107,22 @@ def choice(name: str, v: str, allowed: tuple[str, ...] | list[str]) -> str:
     return v
 
 
-def str_list(name: str, text: str, allowed: tuple[str, ...] | list[str] | None = None) -> tuple[str, ...]:
+def str_list(name: str, text: str, allowed: tuple[str, ...] | list[str] | None = None,
+             unique: bool = True) -> tuple[str, ...]:
     items = tuple(s.strip() for s in text.split(",") if s.strip())
     if not items:
         raise UsageError(f"{name} needs at least one value, got {text!r}")
     if allowed is not None:
         for s in items:
             choice(name, s, allowed)
-    if len(set(items)) != len(items):
+    if unique and len(set(items)) != len(items):
         raise UsageError(f"{name} lists a value twice: {text!r}")
     return items
 
 
 def int_list(name: str, text: str) -> tuple[int, ...]:
     out = []
-    for s in str_list(name, text):
+    for s in str_list(name, text, unique=False):
         try:
             out.append(int(s))
         except ValueError:
