@@ -1,0 +1,70 @@
+"""Shapes and ranges of the GAN networks that `dlx train-gan` builds."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+from flax import nnx
+
+from dlx.models.gan import (
+    Discriminator,
+    Generator,
+    MLPDiscriminator,
+    MLPGenerator,
+    probability,
+)
+
+
+@pytest.mark.parametrize("shape", [(8, 8, 1), (28, 28, 1)])
+def test_dcgan_shapes_and_range(shape):
+    g = Generator(shape, latent_dim=16, width=8, rngs=nnx.Rngs(0))
+    d = Discriminator(shape, width=8, rngs=nnx.Rngs(1))
+    x = g(jax.random.normal(jax.random.key(0), (5, 16)))
+    assert x.shape == (5, *shape)
+    assert jnp.all(jnp.abs(x) <= 1.0)  # tanh, to match data in [-1, 1]
+    logits = d(x)
+    assert logits.shape == (5,)
+    p = d.probability(x)
+    assert jnp.all((p > 0) & (p < 1))
+
+
+def test_benchmark_shapes_by_default():
+    # The 28x28 benchmark: z(64) -> dense 7x7x128 -> convT to 64 -> convT to 1.
+    g = Generator(rngs=nnx.Rngs(0))
+    d = Discriminator(rngs=nnx.Rngs(0))
+    assert g.dense.kernel.shape == (64, 7 * 7 * 128)
+    assert g.up1.kernel.shape == (4, 4, 128, 64)
+    assert g.up2.kernel.shape == (4, 4, 64, 1)
+    assert d.conv1.kernel.shape == (4, 4, 1, 64)
+    assert d.conv2.kernel.shape == (4, 4, 64, 128)
+    assert d.out.kernel.shape == (7 * 7 * 128, 1)
+
+
+def test_generator_batch_norm_train_vs_eval():
+    g = Generator((8, 8, 1), latent_dim=4, width=4, rngs=nnx.Rngs(0))
+    z = jax.random.normal(jax.random.key(1), (6, 4))
+    before = g.bn0.mean[...].copy()
+    g.train()
+    g(z)
+    assert not jnp.allclose(g.bn0.mean[...], before)  # training updates running stats
+    g.eval()
+    stats = g.bn0.mean[...].copy()
+    a, b = g(z), g(z[:1])
+    assert jnp.allclose(g.bn0.mean[...], stats)  # eval leaves them alone
+    assert jnp.allclose(a[:1], b, atol=1e-5)  # and a sample does not depend on its batch
+
+
+def test_mlp_shapes_and_packing():
+    g = MLPGenerator(latent_dim=3, width=16, depth=2, rngs=nnx.Rngs(0))
+    x = g(jnp.ones((12, 3)))
+    assert x.shape == (12, 2)
+    d = MLPDiscriminator(width=16, depth=3, pack=3, rngs=nnx.Rngs(0))
+    assert d(x).shape == (4,)  # one logit per group of 3 samples
+    p = d.probability(x)
+    assert jnp.all((p > 0) & (p < 1))
+    with pytest.raises(ValueError, match="multiple of pack"):
+        d(x[:10])
+
+
+def test_probability_is_sigmoid_of_logits():
+    logits = jnp.array([-50.0, 0.0, 50.0])
+    assert jnp.allclose(probability(logits), jax.nn.sigmoid(logits))
