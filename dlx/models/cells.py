@@ -62,6 +62,11 @@ def _rnn_relu_pointwise(xp, hw, carry):
     return (h,), h
 
 
+# Cells whose gates see xproj_t + hw only as a sum: there d/dxproj_t = d/dhw, and the
+# backward loop need not emit the same (T,B,G*H) array twice.
+_ADDITIVE = (_lstm_pointwise, _rnn_tanh_pointwise, _rnn_relu_pointwise)
+
+
 def _perturbed(carry, h, delta_t):
     # h_t + delta_t is both carried on and emitted, so d loss / d delta_t = d loss / d h_t.
     if delta_t is None:
@@ -106,10 +111,12 @@ def _recur_bwd(pointwise, unroll, res, cts):
         d_xp, d_hw, d_prev, d_d = vjp((d_carry, d_h))
         # h_{t-1} also reached the step through hw = h_{t-1} @ W.
         d_prev = d_prev[:-1] + (d_prev[-1] + d_hw @ W.T,)
-        return d_prev, (d_xp, d_hw, d_d)
+        return d_prev, (None if additive else d_xp, d_hw, d_d)
 
+    additive = pointwise in _ADDITIVE
     d_carry0, (d_xproj, d_hws, d_delta) = jax.lax.scan(
         body, d_final, (d_hs, xproj, hws, prev, delta), reverse=True, unroll=unroll)
+    d_xproj = d_hws if additive else d_xproj
     h_prev = prev[-1]                                         # (T, B, H)
     d_W = jnp.einsum("tbh,tbg->hg", h_prev, d_hws)            # one product after the loop
     return d_W, d_xproj, d_carry0, d_delta
