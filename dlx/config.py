@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import inspect
 import math
+import typing
 from dataclasses import dataclass
 from typing import Annotated, Any, Callable, Optional
 
@@ -194,7 +195,9 @@ def command(name: str, *, task: str, defaults: dict, help: str, common: bool = T
     """
 
     def deco(fn: Callable[..., Any]) -> Callable:
-        own = [p for p in inspect.signature(fn).parameters.values() if p.name != "common"]
+        hints = typing.get_type_hints(fn, include_extras=True)  # resolve string annotations
+        own = [p.replace(annotation=hints.get(p.name, p.annotation))
+               for p in inspect.signature(fn).parameters.values() if p.name != "common"]
         extra = _common_parameters(defaults) if common else []
         own_names = {p.name for p in own}
 
@@ -212,8 +215,10 @@ def command(name: str, *, task: str, defaults: dict, help: str, common: bool = T
 
             execute(cfg, task, explicit=explicit)
 
-        callback.__signature__ = inspect.Signature([p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + extra)
-        assert not (own_names & set(COMMON_NAMES)), f"{name} redeclares a common option"
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + extra
+        callback.__signature__ = inspect.Signature(params)
+        callback.__annotations__ = {p.name: p.annotation for p in params}
+        assert not common or not (own_names & set(COMMON_NAMES)), f"{name} redeclares a common option"
         REGISTRY[name] = (callback, help)
         return fn
 

@@ -55,16 +55,21 @@ class Run:
         self.cfg = cfg
         self.out = out
         self.run_id = run_id
-        self.resumed = cfg.resume is not None
+        self.resumed = getattr(cfg, "resume", None) is not None
         self.dir: RunDir | None = None
         self.started = False
         self.t0 = time.perf_counter()
 
     # -- life cycle ----------------------------------------------------------------------
-    def start(self, **extra) -> None:
-        """Create (or reopen) the run directory and emit the `config` record."""
+    def start(self, persist: bool = True, **extra) -> None:
+        """Create (or reopen) the run directory and emit the `config` record.
+        persist=False: records only, no run directory (bench, --shapes-only)."""
         from dlx import runtime
 
+        if not persist:
+            self.out.emit("config", {"config": self.cfg.to_dict(), "versions": runtime.versions(),
+                                     "devices": runtime.device_info(), **extra})
+            return
         path = self.cfg.out or os.path.join("runs", self.run_id)
         if getattr(self.cfg, "process_id", 0) > 0:
             # Multi-host: process 0 owns stdout and the run directory; the others keep

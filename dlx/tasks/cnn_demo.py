@@ -46,7 +46,7 @@ def run(cfg, run):
     n_params = param_count(nnx.state(shaped, nnx.Param))
 
     if cfg.shapes_only:
-        run.out.emit("config", {"config": cfg.to_dict(), **data.describe()})
+        run.start(persist=False, **data.describe())
         run.out.table(f"cnn-demo layers for {'x'.join(map(str, data.shape))} input "
                       "(formula: out = floor((n + p - k) / s) + 1; pools in ceil mode)",
                       ["layer", "output", "params", "FLOPs", "formula"], _shape_rows(layers))
@@ -158,3 +158,18 @@ def _resize(img, hw):
     ys = (np.arange(hw[0]) * img.shape[0] / hw[0]).astype(int)
     xs = (np.arange(hw[1]) * img.shape[1] / hw[1]).astype(int)
     return img[ys][:, xs]
+
+
+def bench_trainer(batch: int = 128):
+    """The `cnn` benchmark workload: this command's step on 28x28x1 inputs, conv 3x3 32
+    (same) -> max-pool -> conv 3x3 64 -> max-pool -> dense 128 -> dense 10, Adam 1e-3."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch * 4, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, batch * 4).astype(np.int32)
+
+    def make(rngs):
+        return CNN((28, 28, 1), 10, channels=(32, 64), kernel=3, stride=1, padding="same", pool="max",
+                   pool_size=2, hidden=128, rngs=rngs)
+
+    trainer, _ = classifier(make, x, y, lr=1e-3, batch_size=batch)
+    return trainer

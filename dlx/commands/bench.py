@@ -1,0 +1,72 @@
+"""`dlx bench`: time the commands' own training steps (options and config only)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Annotated, Optional
+
+import typer
+
+from dlx.config import choice, command, nonneg_int, positive_int
+from dlx.errors import UsageError
+
+WORKLOADS = ("lstm", "gru", "rnn", "dcgan", "cnn")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchConfig:
+    command: str = "bench"
+    workloads: tuple[str, ...] = WORKLOADS
+    batch: Optional[int] = None
+    seq: int = 128
+    hidden: int = 256
+    embed: int = 64
+    vocab: int = 65
+    width: int = 64
+    steps: int = 30
+    warmup: int = 5
+    scan: int = 10
+    seed: int = 0
+    json: bool = False
+    quiet: bool = False
+    out: Optional[str] = None
+    devices: int = 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@command("bench", task="dlx.tasks.bench", defaults={}, common=False,
+         help="Time one training step of each workload (the very step functions the commands train with): "
+              "compile time, ms/step, examples/s, GFLOP/s and the fraction of this device's matmul peak.")
+def bench(
+    workloads: Annotated[Optional[list[str]], typer.Argument(help=f"Any of: {' '.join(WORKLOADS)} (default: all).",
+                                                             show_default=False)] = None,
+    batch: Annotated[Optional[int], typer.Option(help="Batch size (default per workload: 32 for lstm/gru/rnn, 64 dcgan, 128 cnn).")] = None,
+    seq: Annotated[int, typer.Option(help="Sequence length (recurrent workloads).")] = 128,
+    hidden: Annotated[int, typer.Option(help="Recurrent units.")] = 256,
+    embed: Annotated[int, typer.Option(help="Embedding width.")] = 64,
+    vocab: Annotated[int, typer.Option(help="Vocabulary size.")] = 65,
+    width: Annotated[int, typer.Option(help="Base channel count of the DCGAN.")] = 64,
+    steps: Annotated[int, typer.Option(help="Timed steps.")] = 30,
+    warmup: Annotated[int, typer.Option(help="Untimed steps first.")] = 5,
+    scan: Annotated[int, typer.Option(help="Also time the loop's form: this many steps per compiled call (0: skip).")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed for the random weights and data.")] = 0,
+    json: Annotated[bool, typer.Option("--json", help="JSON Lines on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Nothing for people on stderr.")] = False,
+) -> BenchConfig:
+    names = tuple(workloads) if workloads else WORKLOADS
+    for w in names:
+        choice("WORKLOAD", w, WORKLOADS)
+    if len(set(names)) != len(names):
+        raise UsageError(f"WORKLOAD listed twice: {' '.join(names)}")
+    if batch is not None:
+        positive_int("--batch", batch)
+    for n, v in (("--seq", seq), ("--hidden", hidden), ("--embed", embed), ("--vocab", vocab),
+                 ("--width", width), ("--steps", steps)):
+        positive_int(n, v)
+    nonneg_int("--warmup", warmup)
+    nonneg_int("--scan", scan)
+    nonneg_int("--seed", seed)
+    return BenchConfig(workloads=names, batch=batch, seq=seq, hidden=hidden, embed=embed, vocab=vocab,
+                       width=width, steps=steps, warmup=warmup, scan=scan, seed=seed, json=json, quiet=quiet)

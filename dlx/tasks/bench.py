@@ -1,0 +1,131 @@
+"""`dlx bench`, the work: time the commands' own training steps.
+
+Each workload is built by the module of the command that trains it (`bench_trainer`),
+so what is timed is exactly the Trainer.step that command hands to the training loop.
+Two timings per workload: one step per compiled call (comparable to PyTorch's eager
+step) and the loop's own form, `--scan` steps per compiled call (what the commands run).
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dlx.train import chunked, param_count
+
+DEFAULT_BATCH = {"lstm": 32, "gru": 32, "rnn": 32, "dcgan": 64, "cnn": 128}
+
+
+
+def _recurrent(cell):
+    def build(cfg, batch):
+        from dlx.tasks.train_lstm import text_trainer
+
+        # The reference workload: embedding vocab->embed, one layer, read-out, clip 1, Adam 2e-3.
+        trainer, _ = text_trainer(vocab=cfg.vocab, embed=cfg.embed, hidden=cfg.hidden, batch_size=batch,
+                                  seq_len=cfg.seq, cell=cell, lr=2e-3, clip=1.0)
+        return trainer, {"batch": batch, "seq": cfg.seq, "hidden": cfg.hidden, "embed": cfg.embed,
+                         "vocab": cfg.vocab}
+    return build
+
+
+def _dcgan(cfg, batch):
+    from dlx.tasks.train_gan import bench_trainer
+
+    return bench_trainer(batch=batch, width=cfg.width), {"batch": batch, "width": cfg.width}
+
+
+def _cnn(cfg, batch):
+    from dlx.tasks.cnn_demo import bench_trainer
+
+    return bench_trainer(batch=batch), {"batch": batch}
+
+
+# Each workload is built by the command that trains it.
+BUILDERS = {"lstm": _recurrent("lstm"), "gru": _recurrent("gru"), "rnn": _recurrent("rnn"),
+            "dcgan": _dcgan, "cnn": _cnn}
+
+
+def matmul_peak(n: int = 2048, reps: int = 5) -> float:
+    """This device's measured float32 matmul rate (GFLOP/s): best of `reps` n x n products."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    f = jax.jit(lambda a: a @ a)
+    f(a).block_until_ready()
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        f(a).block_until_ready()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
+
+
+def _block(tree):
+    jax.tree.map(lambda x: x.block_until_ready(), tree)
+
+
+def time_trainer(trainer, *, steps: int, warmup: int, scan: int, seed: int = 0) -> dict:
+    key = jax.random.PRNGKey(seed)
+    state = jax.jit(trainer.init)(key)
+    data = jax.device_put(trainer.data)
+    step = jax.jit(trainer.step, donate_argnums=0)
+    t = time.perf_counter()
+    compiled = step.lower(state, jnp.int32(0), data).compile()
+    compile_s = time.perf_counter() - t
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    flops = float(cost.get("flops", 0.0)) if cost else 0.0
+    i = 0
+    for _ in range(warmup):
+        state, _ = compiled(state, jnp.int32(i), data)
+        i += 1
+    _block(state)
+    t = time.perf_counter()
+    for _ in range(steps):
+        state, m = compiled(state, jnp.int32(i), data)
+        i += 1
+    _block((state, m))
+    ms = (time.perf_counter() - t) / steps * 1e3
+    res = {"compile_s": round(compile_s, 3), "ms_per_step": round(ms, 3),
+           "examples_per_s": round(trainer.examples_per_step * 1e3 / ms, 1),
+           "gflops_per_step": round(flops / 1e9, 4), "gflop_per_s": round(flops / 1e9 / (ms / 1e3), 2),
+           "params": param_count(state["params"]) if isinstance(state, dict) and "params" in state else None}
+    if scan:
+        chunk = chunked(trainer.step)
+        t = time.perf_counter()
+        c = chunk.lower(state, jnp.int32(i), data, scan).compile()
+        res["compile_scan_s"] = round(time.perf_counter() - t, 3)
+        state, _ = c(state, jnp.int32(i), data)
+        i += scan
+        _block(state)
+        reps = max(1, steps // scan)
+        t = time.perf_counter()
+        for _ in range(reps):
+            state, m = c(state, jnp.int32(i), data)
+            i += scan
+        _block((state, m))
+        res["ms_per_step_scanned"] = round((time.perf_counter() - t) / (reps * scan) * 1e3, 3)
+    return res
+
+
+def run(cfg, run):
+    run.start(persist=False)
+    peak = matmul_peak()
+    run.out.info(f"matmul peak: {peak:.1f} GFLOP/s (2048x2048 float32)")
+    results = {}
+    for name in cfg.workloads:
+        trainer, shape = BUILDERS[name](cfg, cfg.batch or DEFAULT_BATCH[name])
+        r = time_trainer(trainer, steps=cfg.steps, warmup=cfg.warmup, scan=cfg.scan, seed=cfg.seed)
+        r["fraction_of_peak"] = round(r["gflop_per_s"] / peak, 4)
+        r["shape"] = shape
+        results[name] = r
+        run.emit("eval", {"workload": name, **r})
+        run.out.info(f"{name}: {r['ms_per_step']:.2f} ms/step")
+    cols = ["workload", "compile s", "ms/step", "ms/step (scan)", "examples/s", "GFLOP/s", "of peak"]
+    rows = [[n, r["compile_s"], r["ms_per_step"], r.get("ms_per_step_scanned", "-"), r["examples_per_s"],
+             r["gflop_per_s"], f"{100 * r['fraction_of_peak']:.1f}%"] for n, r in results.items()]
+    run.out.table(f"dlx bench on {jax.devices()[0].platform} (matmul peak {peak:.1f} GFLOP/s)", cols, rows)
+    run.out.emit("summary", {"workloads": results, "matmul_peak_gflop_per_s": round(peak, 2),
+                             "device": str(jax.devices()[0].device_kind), "platform": jax.devices()[0].platform})
