@@ -1,0 +1,174 @@
+"""Convolution layers that are fast on XLA:CPU, forward and backward.
+
+`Conv` and `ConvTranspose` hold the same parameters as `nnx.Conv` / `nnx.ConvTranspose`
+(kernel (k..., in, out), bias (out,)) and compute the same function, but not through
+`lax.conv_general_dilated`: on XLA:CPU that op is fast only in its plainest form, and
+autodiff of a strided or transposed conv produces convs with lhs or rhs dilation that
+run far slower. Here every conv is slices (or pads) of the input plus one matmul:
+
+    conv:            patches (N, o..., K*in) = the K = prod(k) shifted, strided slices
+                     of the padded input; y = patches @ kernel (K*in, out)
+    transposed conv: cols (N, n..., K*out) = x @ kernel (in, K*out); y = sum over the K
+                     taps of cols[tap] placed at o = s*i + lo - j (a pad with interior
+                     s - 1), i.e. col2im
+
+Their autodiff is again slices, pads and two matmuls, all of which XLA:CPU fuses or
+hands to its multi-threaded matmul. Spatial axes: any number (1-D, 2-D, 3-D).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax import lax
+
+Padding = str | Sequence[tuple[int, int]]
+
+
+def _tuple(v, d: int) -> tuple[int, ...]:
+    return (v,) * d if isinstance(v, int) else tuple(v)
+
+
+def conv_pads(size, kernel, strides, padding: Padding) -> tuple[tuple[int, int], ...]:
+    """(low, high) per spatial axis, as lax resolves 'SAME' / 'VALID' for a conv."""
+    if isinstance(padding, str):
+        return tuple(lax.padtype_to_pads(size, kernel, strides, padding.upper()))
+    return tuple((int(lo), int(hi)) for lo, hi in padding)
+
+
+def conv_transpose_pads(kernel, strides, padding: Padding) -> tuple[tuple[int, int], ...]:
+    """(low, high) per spatial axis on the stride-dilated input, as lax.conv_transpose
+    (and so nnx.ConvTranspose) resolves 'SAME' / 'VALID'; explicit pairs pass through."""
+    if not isinstance(padding, str):
+        return tuple((int(lo), int(hi)) for lo, hi in padding)
+    pads = []
+    for k, s in zip(kernel, strides):
+        if padding.upper() == "SAME":
+            total = k + s - 2
+            lo = k - 1 if s > k - 1 else -(-total // 2)
+        elif padding.upper() == "VALID":
+            total, lo = k + s - 2 + max(k - s, 0), k - 1
+        else:
+            raise ValueError(f"padding must be 'SAME', 'VALID' or (low, high) pairs, got {padding!r}")
+        pads.append((lo, total - lo))
+    return tuple(pads)
+
+
+# A stride-1 conv with at least this many input channels goes to lax.conv_general_dilated:
+# XLA:CPU runs it and its autodiff (again stride-1 convs) well. Fewer channels starve
+# that kernel (its weight gradient with 1 input channel ran 3x slower than patches @ dy).
+LAX_MIN_CHANNELS = 8
+
+
+def _dims(d: int):
+    spatial = "DHW"[-d:] if d <= 3 else None
+    return (f"N{spatial}C", f"{spatial}IO", f"N{spatial}C")
+
+
+def conv(x, kernel, strides, pads):
+    """Cross-correlation of x (N, n..., in) with kernel (k..., in, out): (N, o..., out),
+    o = floor((n + lo + hi - k) / s) + 1, exactly lax.conv_general_dilated's result."""
+    d = kernel.ndim - 2
+    ks, cin, cout = kernel.shape[:d], kernel.shape[-2], kernel.shape[-1]
+    if all(s == 1 for s in strides) and cin >= LAX_MIN_CHANNELS and d <= 3:
+        return lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=_dims(d))
+    xp = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)))
+    out = tuple((n - k) // s + 1 for n, k, s in zip(xp.shape[1:-1], ks, strides))
+    taps = []
+    for offs in itertools.product(*(range(k) for k in ks)):
+        start = (0, *offs, 0)
+        limit = (xp.shape[0], *(a + s * (o - 1) + 1 for a, s, o in zip(offs, strides, out)), cin)
+        taps.append(lax.slice(xp, start, limit, (1, *strides, 1)))  # (N, o..., in)
+    patches = jnp.stack(taps, axis=-2).reshape(-1, len(taps) * cin)  # (N*prod(o), K*in)
+    y = patches @ kernel.reshape(-1, cout)
+    return y.reshape(x.shape[0], *out, cout)
+
+
+def conv_transpose(x, kernel, strides, pads):
+    """What lax.conv_transpose(x, kernel, strides, pads) computes (kernel not flipped):
+    a stride-1 conv of the s-dilated x padded by pads. x (N, n..., in) -> (N, o..., out),
+    o = (n - 1) * s + 1 + lo + hi - k + 1."""
+    d = kernel.ndim - 2
+    ks, cin, cout = kernel.shape[:d], kernel.shape[-2], kernel.shape[-1]
+    n = x.shape[1:-1]
+    out = tuple((m - 1) * s + 1 + lo + hi - k + 1 for m, s, (lo, hi), k in zip(n, strides, pads, ks))
+    # x[i] reaches y[s*i + lo - j] through tap j.
+    w = jnp.moveaxis(kernel.reshape(-1, cin, cout), 1, 0).reshape(cin, -1)  # (in, K*out)
+    cols = (x.reshape(-1, cin) @ w).reshape(*x.shape[:-1], -1, cout)  # (N, n..., K, out)
+    zero = jnp.zeros((), x.dtype)
+    y = None
+    for t, offs in enumerate(itertools.product(*(range(k) for k in ks))):
+        cfg = [(0, 0, 0)]
+        for m, s, (lo, _), o, j in zip(n, strides, pads, out, offs):
+            low = lo - j
+            cfg.append((low, o - (low + (m - 1) * s + 1), s - 1))
+        cfg.append((0, 0, 0))
+        placed = lax.pad(cols[..., t, :], zero, cfg)  # (N, o..., out)
+        y = placed if y is None else y + placed
+    return y
+
+
+class Conv(nnx.Module):
+    """nnx.Conv's parameters and function (no dilation, no groups), computed as
+    patches @ kernel. x (N, n..., in) -> (N, o..., out)."""
+
+    def __init__(self, in_features: int, out_features: int, kernel_size: int | Sequence[int],
+                 strides: int | Sequence[int] = 1, *, padding: Padding = "SAME", use_bias: bool = True,
+                 kernel_init=nnx.initializers.lecun_normal(), bias_init=nnx.initializers.zeros_init(),
+                 rngs: nnx.Rngs):
+        self.kernel_size = _tuple(kernel_size, 1 if isinstance(kernel_size, int) else len(kernel_size))
+        d = len(self.kernel_size)
+        self.strides = _tuple(strides, d)
+        self.padding = padding if isinstance(padding, str) else tuple(map(tuple, padding))
+        # Same key order as nnx.Conv, so the same Rngs give the same parameters.
+        self.kernel = nnx.Param(kernel_init(rngs.params(), (*self.kernel_size, in_features, out_features)))
+        self.bias = nnx.Param(bias_init(rngs.params(), (out_features,))) if use_bias else nnx.data(None)
+
+    def __call__(self, x):
+        pads = conv_pads(x.shape[1:-1], self.kernel_size, self.strides, self.padding)
+        y = conv(x, self.kernel[...], self.strides, pads)
+        return y if self.bias is None else y + self.bias[...]
+
+
+class ConvTranspose(nnx.Module):
+    """nnx.ConvTranspose's parameters and function (transpose_kernel=False, no dilation),
+    computed as x @ kernel then col2im. x (N, n..., in) -> (N, o..., out)."""
+
+    def __init__(self, in_features: int, out_features: int, kernel_size: int | Sequence[int],
+                 strides: int | Sequence[int] = 1, *, padding: Padding = "SAME", use_bias: bool = True,
+                 kernel_init=nnx.initializers.lecun_normal(), bias_init=nnx.initializers.zeros_init(),
+                 rngs: nnx.Rngs):
+        self.kernel_size = _tuple(kernel_size, 1 if isinstance(kernel_size, int) else len(kernel_size))
+        d = len(self.kernel_size)
+        self.strides = _tuple(strides, d)
+        self.padding = padding if isinstance(padding, str) else tuple(map(tuple, padding))
+        self.kernel = nnx.Param(kernel_init(rngs.params(), (*self.kernel_size, in_features, out_features)))
+        self.bias = nnx.Param(bias_init(rngs.params(), (out_features,))) if use_bias else nnx.data(None)
+
+    def __call__(self, x):
+        pads = conv_transpose_pads(self.kernel_size, self.strides, self.padding)
+        y = conv_transpose(x, self.kernel[...], self.strides, pads)
+        return y if self.bias is None else y + self.bias[...]
+
+
+def max_pool(x, window: int | Sequence[int], pads: Sequence[tuple[int, int]] | None = None):
+    """Max over non-overlapping windows (stride = window) of x (N, n..., C), after padding
+    with -inf (ceil mode when pads make n divisible). Reshape + max rather than
+    reduce_window: its gradient is a compare-and-select that XLA fuses, where
+    reduce_window's is a select_and_scatter."""
+    d = x.ndim - 2
+    window = _tuple(window, d)
+    if pads is not None and any(lo or hi for lo, hi in pads):
+        x = lax.pad(x, jnp.array(-jnp.inf, x.dtype), ((0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)))
+    n = x.shape[1:-1]
+    if any(m % w for m, w in zip(n, window)):
+        raise ValueError(f"max_pool: spatial shape {n} not divisible by window {window}; pad first")
+    split = [x.shape[0]]
+    for m, w in zip(n, window):
+        split += [m // w, w]
+    x = x.reshape(*split, x.shape[-1])
+    return x.max(axis=tuple(2 + 2 * i for i in range(d)))
