@@ -1,0 +1,207 @@
+"""dlx compare-rnn: parameter counts against the formulas, --match-params, the summary's
+documented fields, seeds, determinism, verdict logic, and bad input."""
+
+import json
+import os
+from types import SimpleNamespace
+
+import pytest
+
+from tests.helpers import dlx, strip_timing
+
+CELLS = ("rnn", "gru", "lstm")
+TINY = ("--steps", "30", "--hidden", "16", "--seeds", "2", "--batch-size", "16",
+        "--log-every", "15", "--eval-every", "30", "--json")
+
+
+# ---- parameter counts ------------------------------------------------------------------
+
+@pytest.mark.parametrize("task_name", ["adding", "copy"])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_param_counts_equal_the_formulas(task_name, layers):
+    import jax
+
+    from dlx.models.cells import param_count as cell_count
+    from dlx.tasks.compare_rnn import model_params
+    from dlx.tasks.sequence import make_task, recurrent_trainer
+    from dlx.train import param_count
+
+    task = make_task(task_name, seq_len=6)
+    for cell, G in zip(CELLS, (1, 3, 4)):
+        H = 7
+        counts = model_params(cell, task, H, layers)
+        trainer, _ = recurrent_trainer(task, cell=cell, hidden=H, layers=layers, lr=1e-3, batch_size=4,
+                                       evaluate=False)
+        params = jax.eval_shape(trainer.init, jax.random.PRNGKey(0))["params"]
+        assert counts["params"] == param_count(params), cell
+        X = task.in_features
+        assert counts["recurrent_params"] == G * H * (X + H + 1) + (layers - 1) * G * H * (2 * H + 1)
+        assert counts["recurrent_params"] == cell_count(cell, X, H) + (layers - 1) * cell_count(cell, H, H)
+        assert counts["head_params"] == H * task.out_features + task.out_features
+
+
+@pytest.mark.parametrize("task_name, hidden", [("adding", 32), ("adding", 64), ("copy", 32), ("copy", 128)])
+def test_match_params_sizes_the_cells_to_within_a_few_percent(task_name, hidden):
+    from dlx.tasks.compare_rnn import hidden_widths, model_params
+    from dlx.tasks.sequence import make_task
+
+    task = make_task(task_name, seq_len=6)
+    widths = hidden_widths(CELLS, task, hidden, 1, match=True)
+    assert widths["lstm"] == hidden and widths["lstm"] < widths["gru"] < widths["rnn"]
+    counts = {c: model_params(c, task, widths[c])["params"] for c in CELLS}
+    for c in CELLS:  # each within 3% of the LSTM's count (widths are integers)
+        assert abs(counts[c] / counts["lstm"] - 1) < 0.03, (widths, counts)
+    # without the flag every cell keeps --hidden
+    assert hidden_widths(CELLS, task, hidden, 1, match=False) == {c: hidden for c in CELLS}
+    # without the LSTM, the GRU is the reference
+    assert hidden_widths(("rnn", "gru"), task, hidden, 1, match=True)["gru"] == hidden
+
+
+def test_task_names_and_default_lengths_match_the_shared_module():
+    from dlx.commands import compare_rnn as cmd
+    from dlx.tasks import sequence
+
+    assert set(cmd.TASKS) == set(sequence.TASKS)
+    assert cmd.DEFAULT_SEQ_LEN == sequence.DEFAULT_SEQ_LEN
+
+
+# ---- one real (tiny) sweep, shared by the tests below ------------------------------------
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare") / "run"
+    r = dlx("compare-rnn", "--task", "adding", "--seq-len", "12,6", *TINY, "--out", str(out))
+    assert r.code == 0, r.stderr
+    return r, out
+
+
+def test_summary_has_the_documented_fields(sweep):
+    r, out = sweep
+    s = r.summary
+    assert s["task"] == "adding" and s["metric"] == "mse" and s["seq_lens"] == [6, 12] and s["seq_len"] == 12
+    assert set(s["cells"]) == set(CELLS)
+    for cell in CELLS:
+        c = s["cells"][cell]
+        for field in ("mse", "params", "ms_per_step", "compile_s", "examples_per_s", "peak_bytes", "spread",
+                      "per_seed", "hidden", "solved"):
+            assert field in c, (cell, field)
+        assert set(c["spread"]) >= {"n", "mean", "std", "ci95", "values"}
+        assert c["mse"] == c["spread"]["mean"] == c["by_seq_len"]["12"]["mse"]
+        assert set(c["by_seq_len"]) == {"6", "12"}
+        assert c["params"] == c["by_seq_len"]["6"]["params"]
+    # --hidden 16 without --match-params: the counts follow G*H*(X+H+1) + H*1 + 1 (X = 2)
+    assert {k: s["cells"][k]["params"] for k in CELLS} == {k: G * 16 * 19 + 17 for k, G in zip(CELLS, (1, 3, 4))}
+    claims = [v["claim"] for v in s["verdicts"]]
+    assert "GRU has fewer parameters than LSTM" in claims and "LSTM beats GRU on adding" in claims
+    assert "gated cells beat the plain RNN on long dependencies" in claims
+    for v in s["verdicts"]:
+        assert set(v) == {"claim", "supported", "evidence"} and v["supported"] in (True, False, None)
+        assert v["evidence"]
+    assert s["verdicts"][0]["supported"] is True  # fewer parameters: arithmetic, never noise
+    pairs = {(p["a"], p["b"], p["seq_len"]) for p in s["paired"]}
+    assert ("gru", "lstm", 12) in pairs and ("rnn", "gru", 6) in pairs
+    assert os.path.isfile(out / "compare.png") and os.path.isfile(out / "summary.json")
+    with open(out / "summary.json") as f:
+        assert json.load(f)["cells"]["gru"]["mse"] == s["cells"]["gru"]["mse"]
+
+
+def test_per_seed_values_have_one_entry_per_seed_and_differ(sweep):
+    s = sweep[0].summary
+    for cell in CELLS:
+        for T in ("6", "12"):
+            vals = s["cells"][cell]["by_seq_len"][T]["per_seed"]
+            assert len(vals) == 2 and vals[0] != vals[1]
+    evals = [e for e in sweep[0].event("eval") if e["cell"] == "gru" and e["seq_len"] == 12]
+    assert evals and len(evals[-1]["mse"]) == 2
+
+
+def test_same_seed_same_numbers_whatever_the_other_cells(sweep, tmp_path):
+    """A GRU-only run at one length reproduces the sweep's GRU exactly: same seeds, same data."""
+    r = dlx("compare-rnn", "--task", "adding", "--cells", "gru", "--seq-len", "12", *TINY,
+            "--out", str(tmp_path / "gru"))
+    assert r.code == 0, r.stderr
+    full = sweep[0].summary["cells"]["gru"]["by_seq_len"]["12"]
+    assert strip_timing(r.summary["cells"]["gru"]["by_seq_len"]["12"]) == strip_timing(full)
+    lone = [v for v in r.summary["verdicts"] if v["claim"] == "GRU steps faster than LSTM"]
+    assert lone[0]["supported"] is None and "needs --cells" in lone[0]["evidence"]
+
+
+def test_text_task_reports_bits_per_character(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog. " * 40)
+    r = dlx("compare-rnn", "--task", "text", "--data", str(corpus), "--cells", "lstm", "--seq-len", "16",
+            *TINY, "--out", str(tmp_path / "run"))
+    assert r.code == 0, r.stderr
+    c = r.summary["cells"]["lstm"]
+    assert r.summary["metric"] == "val_bpc" and 0 < c["val_bpc"] < 8 and len(c["per_seed"]) == 2
+
+
+# ---- verdicts on known numbers ------------------------------------------------------------
+
+def _fake(task_name="adding", metric="mse", lower=True, **per_cell):
+    from dlx import stats
+
+    task = SimpleNamespace(name=task_name, metric=metric, lower_is_better=lower, in_features=2, out_features=1,
+                           vocab=None)
+    cells = tuple(c for c in CELLS if c in per_cell)
+    cfg = SimpleNamespace(cells=cells, hidden=16, layers=1, seeds=3)
+    by_len = {100: {c: {"per_seed": v, "spread": stats.spread(v), "params": 1, "ms_per_step": ms,
+                        "peak_bytes": mem, "solved": None}
+                    for c, (v, ms, mem) in per_cell.items()}}
+    return task, cfg, by_len
+
+
+def test_verdicts_follow_the_paired_intervals():
+    from dlx.tasks.compare_rnn import verdicts
+
+    task, cfg, by_len = _fake(rnn=([0.17, 0.16, 0.18], 5.0, 100), gru=([0.004, 0.0035, 0.0045], 9.0, 300),
+                              lstm=([0.001, 0.0015, 0.002], 10.0, 400))
+    v = {x["claim"]: x["supported"] for x in verdicts(task, cfg, {c: 16 for c in cfg.cells}, by_len)}
+    assert v["GRU has fewer parameters than LSTM"] is True
+    assert v["GRU steps faster than LSTM"] is True          # 9 vs 10 ms: beyond the 5% noise band
+    assert v["GRU needs less memory per step than LSTM"] is True
+    assert v["gated cells beat the plain RNN on long dependencies"] is True
+    assert v["LSTM beats GRU on adding"] is True             # lower mse on every seed
+
+    task, cfg, by_len = _fake(rnn=([0.001, 0.002, 0.0015], 5.0, 100), gru=([0.17, 0.16, 0.18], 10.2, 300),
+                              lstm=([0.2, 0.1, 0.15], 10.0, 300))
+    v = {x["claim"]: x["supported"] for x in verdicts(task, cfg, {c: 16 for c in cfg.cells}, by_len)}
+    assert v["GRU steps faster than LSTM"] is None           # 2%: timing noise
+    assert v["GRU needs less memory per step than LSTM"] is False
+    assert v["gated cells beat the plain RNN on long dependencies"] is False
+    assert v["LSTM beats GRU on adding"] is None             # the interval holds 0
+
+    # accuracy: higher is better; not a long-dependency task
+    task, cfg, by_len = _fake("mnist1d", "accuracy", False, gru=([0.90, 0.91, 0.92], 9.0, 1),
+                              lstm=([0.85, 0.86, 0.88], 12.0, 1))
+    v = {x["claim"]: x["supported"] for x in verdicts(task, cfg, {c: 16 for c in cfg.cells}, by_len)}
+    assert v["LSTM beats GRU on mnist1d"] is False
+    assert v["gated cells beat the plain RNN on long dependencies"] is None
+
+
+# ---- bad input ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, needle", [
+    (["--cells", "rnn,tcn"], "--cells must be one of rnn, gru, lstm"),
+    (["--cells", "gru,gru"], "lists a value twice"),
+    (["--task", "parity"], "--task must be one of"),
+    (["--seq-len", "0"], "--seq-len must be a positive integer"),
+    (["--seq-len", "25,-50"], "--seq-len must be a positive integer"),
+    (["--seq-len", "25,fifty"], "--seq-len must be a comma-separated list of positive integers"),
+    (["--seq-len", "1"], "--seq-len must be at least 2"),
+    (["--task", "mnist1d", "--seq-len", "100"], "MNIST-1D signals have 40 steps"),
+    (["--hidden", "0"], "--hidden must be a positive integer"),
+    (["--seeds", "0"], "--seeds must be a positive integer"),
+    (["--seeds", "-2"], "--seeds must be a positive integer"),
+    (["--layers", "0"], "--layers must be a positive integer"),
+    (["--rnn-activation", "sigmoid"], "--rnn-activation must be one of tanh, relu"),
+    (["--task", "adding", "--data", "x.txt"], "--data is for --task text"),
+    (["--task", "text", "--data", "/nonexistent/corpus.txt"], "no such file"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(in_tmp, args, needle):
+    r = dlx("compare-rnn", *args, "--json")
+    assert r.code == 2
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0], r.stderr
+    assert os.listdir(in_tmp) == []
+    assert r.records and r.records[-1]["event"] == "error" and r.records[-1]["exit_code"] == 2
