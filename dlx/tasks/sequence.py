@@ -374,7 +374,7 @@ def recurrent_trainer(task: SeqTask, *, cell: str, hidden: int, layers: int = 1,
         (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
         updates, opt = tx.update(grads, state["opt"], state["params"])
         params = optax.apply_updates(state["params"], updates)
-        return {**state, "params": params, "opt": opt}, {"loss": loss, **aux, "grad_norm": optax.global_norm(grads)}
+        return {**state, "params": params, "opt": opt}, {"loss": loss, **aux, "grad_norm": optax.tree.norm(grads)}
 
     trainer = Trainer(init=init, step=step, data=task.data,
                       evaluate=task_evaluator(task, graphdef) if evaluate else None,

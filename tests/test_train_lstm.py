@@ -1,0 +1,137 @@
+"""`dlx train-lstm` as a user runs it, at tiny budgets: it learns, samples, samples again
+from a saved run, reports the long-range tasks against their baselines, refuses bad input."""
+
+import json
+import math
+import os
+
+import pytest
+
+from tests.helpers import dlx, strip_timing
+
+TINY = ("--steps", "30", "--hidden", "32", "--seq-len", "32", "--batch-size", "16", "--eval-every", "30",
+        "--log-every", "10")
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("lstm")
+    out = str(d / "run")
+    r = dlx("train-lstm", *TINY, "--prime", "The ", "--sample-len", "50", "--out", out, "--json")
+    assert r.code == 0, r.stderr
+    return r, out
+
+
+def test_short_text_run_learns_and_samples(text_run):
+    r, out = text_run
+    s = r.summary
+    assert s["val_loss"] < s["initial_val_loss"] == pytest.approx(math.log(103))
+    assert s["val_bpc"] == pytest.approx(s["val_loss"] / math.log(2), rel=1e-5)
+    assert s["perplexity"] == pytest.approx(math.exp(s["val_loss"]), rel=1e-4)
+    assert s["sample"].startswith("The ") and len(s["sample"]) == len("The ") + 50
+    for g in ("forget_gate", "input_gate", "output_gate"):
+        assert 0 < s["gates"][g] < 1
+    assert s["gates"]["cell_norm"] > 0
+    evals = r.event("eval")
+    assert evals and "forget_gate" in evals[-1] and evals[-1]["sample"].startswith("The ")
+    for f in ("config.json", "summary.json", "metrics.jsonl", "gates.json", "gates.png", "curves.png"):
+        assert os.path.isfile(os.path.join(out, f)), f
+    with open(os.path.join(out, "config.json")) as f:
+        cfg = json.load(f)
+    assert len(cfg["corpus_sha256"]) == 64 and cfg["corpus"] == "built-in:pydoc-topics"
+    assert len(cfg["vocab_chars"]) == 103
+    with open(os.path.join(out, "gates.json")) as f:
+        (layer,) = json.load(f)["layers"]
+    assert len(layer["forget"]) == 32                          # one value per time step
+
+
+def test_from_run_samples_without_training_or_writing(text_run, in_tmp):
+    _, out = text_run
+    r = dlx("train-lstm", "--from", out, "--steps", "0", "--prime", "def ", "--sample-len", "25", "--json")
+    assert r.code == 0, r.stderr
+    s = r.summary
+    assert s["from_step"] == 30
+    assert s["sample"].startswith("def ") and len(s["sample"]) == 4 + 25
+    assert not r.event("train")
+    assert os.listdir(in_tmp) == []
+    # Greedy sampling is deterministic.
+    a = dlx("train-lstm", "--from", out, "--steps", "0", "--temperature", "0", "--sample-len", "20", "--json")
+    b = dlx("train-lstm", "--from", out, "--steps", "0", "--temperature", "0", "--sample-len", "20", "--seed", "5",
+            "--json")
+    assert a.summary["sample"] == b.summary["sample"]
+
+
+def test_adding_reports_mse_against_its_baseline_and_same_seed_same_summary(in_tmp):
+    args = ("train-lstm", "--task", "adding", "--steps", "40", "--hidden", "16", "--seq-len", "20",
+            "--lr", "1e-2", "--eval-every", "40", "--json")
+    a = dlx(*args, "--out", "a")
+    assert a.code == 0, a.stderr
+    s = a.summary
+    assert s["task"] == "adding" and s["baseline"] == pytest.approx(1 / 6)
+    assert 0 <= s["mse"] < 0.5                                 # nothing absurd: near or under the baseline
+    assert "forget_gate" in s["gates"] and "val_loss" not in s and "sample" not in s
+    b = dlx(*args, "--out", "b")
+    assert b.code == 0, b.stderr
+    assert strip_timing(a.summary) == strip_timing(b.summary)
+
+
+def test_copy_reports_the_memoryless_baseline(in_tmp):
+    # --steps 0: the untrained model is evaluated; the GRU has no gate statistics.
+    r = dlx("train-lstm", "--task", "copy", "--cell", "gru", "--steps", "0", "--hidden", "16",
+            "--seq-len", "10", "--json")
+    assert r.code == 0, r.stderr
+    s = r.summary
+    assert s["baseline"] == pytest.approx(10 * math.log(8) / 30)
+    assert 0 <= s["accuracy"] <= 1 and s["loss"] > s["baseline"]
+    assert "gates" not in s
+
+
+def _one_line_exit_2(r, needle, tmp, keep=()):
+    assert r.code == 2, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+    assert sorted(os.listdir(tmp)) == sorted(keep)
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b"", "file is empty"),
+    (b"\x00\x01\x02binary\x00" * 20, "looks binary"),
+    (b"caf\xe9 au lait " * 20, "not valid UTF-8"),
+    (b"too short", "only 9 characters"),
+])
+def test_bad_text_files(in_tmp, content, needle):
+    (in_tmp / "in.txt").write_bytes(content)
+    r = dlx("train-lstm", "--data", "in.txt", "--steps", "1", "--json")
+    _one_line_exit_2(r, needle, in_tmp, keep=["in.txt"])
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--data", "missing.txt"], "no such file"),
+    (["--temperature", "-0.5"], "--temperature must be a finite number >= 0"),
+    (["--task", "sine"], "--task must be one of text, adding, copy, mnist1d"),
+    (["--cell", "tcn"], "--cell must be one of lstm, gru, rnn"),
+    (["--hidden", "0"], "--hidden must be a positive integer"),
+    (["--seq-len", "-3"], "--seq-len must be a positive integer"),
+    (["--batch-size", "0"], "--batch-size must be a positive integer"),
+    (["--sample-len", "-1"], "--sample-len must be a non-negative integer"),
+    (["--prime", "\u263a"], "--prime has characters the corpus does not"),
+    (["--from", "nowhere"], "add --steps 0"),
+    (["--from", "nowhere", "--steps", "0"], "--from nowhere: no such directory"),
+    (["--task", "mnist1d", "--seq-len", "100"], "40 steps"),
+])
+def test_bad_options(in_tmp, args, needle):
+    extra = [] if "--steps" in args else ["--steps", "1"]
+    _one_line_exit_2(dlx("train-lstm", *args, *extra, "--json"), needle, in_tmp)
+
+
+def test_bench_builds_the_text_step_train_lstm_trains():
+    import jax
+
+    from dlx.tasks.train_lstm import text_trainer
+
+    trainer, _ = text_trainer(vocab=65, embed=16, hidden=16, batch_size=4, seq_len=8)
+    state = jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
+    assert state["params"]["embed"]["embedding"].shape == (65, 16)
+    _, metrics = jax.eval_shape(trainer.step, state, jax.numpy.int32(0), trainer.data)   # traced, not run
+    assert metrics["loss"].shape == () and trainer.evaluate is None
