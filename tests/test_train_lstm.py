@@ -25,7 +25,7 @@ def text_run(tmp_path_factory):
 def test_short_text_run_learns_and_samples(text_run):
     r, out = text_run
     s = r.summary
-    assert s["val_loss"] < s["initial_val_loss"] == pytest.approx(math.log(103))
+    assert s["val_loss"] < s["uniform_val_loss"] == pytest.approx(math.log(103))
     assert s["val_bpc"] == pytest.approx(s["val_loss"] / math.log(2), rel=1e-5)
     assert s["perplexity"] == pytest.approx(math.exp(s["val_loss"]), rel=1e-4)
     assert s["sample"].startswith("The ") and len(s["sample"]) == len("The ") + 50
@@ -75,13 +75,14 @@ def test_adding_reports_mse_against_its_baseline_and_same_seed_same_summary(in_t
     assert strip_timing(a.summary) == strip_timing(b.summary)
 
 
-def test_copy_reports_the_memoryless_baseline(in_tmp):
+def test_copy_reports_the_memoryless_baseline_with_its_task_defaults(in_tmp):
     # --steps 0: the untrained model is evaluated; the GRU has no gate statistics.
-    r = dlx("train-lstm", "--task", "copy", "--cell", "gru", "--steps", "0", "--hidden", "16",
-            "--seq-len", "10", "--json")
+    r = dlx("train-lstm", "--task", "copy", "--cell", "gru", "--steps", "0", "--json")
     assert r.code == 0, r.stderr
+    (cfg,) = r.event("config")
+    assert cfg["config"]["seq_len"] == 20 and cfg["config"]["hidden"] == 64 and cfg["length"] == 40
     s = r.summary
-    assert s["baseline"] == pytest.approx(10 * math.log(8) / 30)
+    assert s["baseline"] == pytest.approx(10 * math.log(8) / 40)
     assert 0 <= s["accuracy"] <= 1 and s["loss"] > s["baseline"]
     assert "gates" not in s
 

@@ -48,9 +48,10 @@ class TrainLstmConfig(Common):
 
 def _given(name: str) -> bool:
     """Whether the user typed this option (rather than leaving its default)."""
-    try:
-        from typer._click import core, get_current_context
-    except ImportError:  # pragma: no cover - older Typer uses click itself
+    try:  # Typer >= 0.16 vendors click; older releases use click itself.
+        from typer._click import core
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover
         from click import core, get_current_context
     ctx = get_current_context(silent=True)
     if ctx is None:

@@ -199,7 +199,7 @@ def run(cfg, run):
     summary = {"task": task.name, "cell": cfg.cell, "steps": res.step, "params": n_params}
     if text:
         summary.update({k: res.eval[k] for k in ("val_loss", "val_bpc", "perplexity")})
-        summary["initial_val_loss"] = math.log(task.vocab)   # an untrained model: uniform over the vocabulary
+        summary["uniform_val_loss"] = math.log(task.vocab)   # a model that knows only the vocabulary
     elif task.name == "copy":
         summary.update(loss=res.eval["loss"], accuracy=res.eval["accuracy"], baseline=task.baseline,
                        beats_baseline=bool(res.eval["loss"] < task.baseline))
