@@ -181,14 +181,19 @@ def run(cfg, run):
         return sample_text(task, graphdef, params, prime=cfg.prime, length=cfg.sample_len,
                            temperature=cfg.temperature, key=jax.random.fold_in(sample_key, step))
 
+    last_sample: list = []                                   # [step, text] of the latest eval
+
     def evaluate(state):
         res = metrics_fn(state)
         if gates_fn is not None:
             res.update(gate_scalars(jax.device_get(gates_fn(state["params"], probe))))
         if text and cfg.sample_len:
+            # An `info` record, not a field of the eval record: a string there would
+            # read as a tag to the curve plots.
             step = _opt_step(state) or 0
-            res["sample"] = sample(state["params"], step)
-            run.out.info(f"[dim]sample at step {step}:[/]\n{_show(res['sample'])}")
+            last_sample[:] = [step, sample(state["params"], step)]
+            run.emit("info", {"step": step, "sample": last_sample[1]})
+            run.out.info(f"[dim]sample at step {step}:[/]\n{_show(last_sample[1])}")
         return res
 
     trainer.evaluate = evaluate
@@ -218,7 +223,7 @@ def run(cfg, run):
                    f"dlx train-lstm: LSTM gates ({task.name}, hidden {cfg.hidden})")
     summary.update(compile_s=res.compile_s, ms_per_step=res.ms_per_step, examples_per_s=res.examples_per_s)
     if text and cfg.sample_len:
-        summary["sample"] = res.eval.get("sample") or sample(params, res.step)
+        summary["sample"] = last_sample[1] if last_sample and last_sample[0] == res.step else sample(params, res.step)
     plots.curves_from_metrics(run.path("metrics.jsonl"), run.path("curves.png"), f"dlx train-lstm ({task.name})")
     table = {k: v for k, v in summary.items() if not isinstance(v, (dict, list)) and k != "sample"}
     table.update(summary.get("gates", {}))
