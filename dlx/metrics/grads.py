@@ -122,8 +122,8 @@ def mlp_probe(graphdef, params, x: jax.Array, y: jax.Array, activation=None) -> 
 def mlp_probe_sweep(graphdef, stacked_params, x, y, activation_ids: jax.Array | None = None) -> dict:
     """mlp_probe over a stack of same-shaped parameter sets (leading axis N); every
     returned array gains the leading axis N. activation_ids (N,) int gives each set its
-    own activation (through lax.switch); None keeps graphdef's for all, which compiles
-    to less code."""
+    own activation (every activation evaluated, one selected); None keeps graphdef's for
+    all, which compiles to less code."""
     probe = partial(mlp_probe, graphdef)
     if activation_ids is None:
         return jax.vmap(probe, in_axes=(0, None, None))(stacked_params, x, y)
