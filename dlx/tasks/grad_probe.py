@@ -170,7 +170,8 @@ def _train(cfg, run, combo, graphdef, params0, probe0, train_data, probe_batch, 
         prof = _profile(p)
         history.append({"step": at, "ratio": prof["ratio"], "verdict": prof["verdict"],
                         "probe_loss": prof["probe_loss"], "test_accuracy": acc})
-        return {"probe_loss": prof["probe_loss"], "test_accuracy": acc, "ratio": prof["ratio"], "verdict": prof["verdict"],
+        # No verdict string here: curves.png reads string fields of eval records as series tags.
+        return {"probe_loss": prof["probe_loss"], "test_accuracy": acc, "ratio": prof["ratio"],
                 "decay_per_layer": prof["decay_per_layer"], **{k: p[k].tolist() for k in LAYER_FIELDS}}
 
     def evaluate(state):
