@@ -122,6 +122,7 @@ def test_bad_text_files(in_tmp, content, needle):
     (["--from", "nowhere"], "add --steps 0"),
     (["--from", "nowhere", "--steps", "0"], "--from nowhere: no such directory"),
     (["--task", "mnist1d", "--seq-len", "100"], "40 steps"),
+    (["--task", "adding", "--data", "in.txt"], "--data applies to --task text only"),
 ])
 def test_bad_options(in_tmp, args, needle):
     extra = [] if "--steps" in args else ["--steps", "1"]

@@ -113,8 +113,8 @@ def train_lstm(
     nonneg_float("--clip", clip)
     nonneg_float("--temperature", temperature)
     nonneg_int("--sample-len", sample_len)
-    if task != "text" and prime:
-        raise UsageError("--prime applies to --task text only")
+    if task != "text" and (prime or data is not None):
+        raise UsageError(f"{'--prime' if prime else '--data'} applies to --task text only")
     return TrainLstmConfig(**common.to_dict(), task=task, data=data, cell=cell, hidden=hidden, layers=layers,
                            embed=embed, seq_len=seq_len, forget_bias=forget_bias, clip=clip,
                            temperature=temperature, prime=prime, sample_len=sample_len, from_run=from_run)
