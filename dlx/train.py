@@ -344,5 +344,23 @@ def epoch_batch(key, step, n: int, batch: int):
     return jax.lax.dynamic_slice_in_dim(perm, i * batch, batch)
 
 
+def epoch_order(key, step, n: int, batch: int, order):
+    """`epoch_batch` without re-sorting every step: returns (indices, order), where order
+    (n,) is the current epoch's random order, recomputed only at an epoch's first batch
+    (lax.cond) and carried in the training state (start it with `first_order`). Draws
+    exactly the batches epoch_batch draws."""
+    if batch > n:
+        return epoch_batch(key, step, n, batch), order
+    per_epoch = max(n // batch, 1)
+    epoch, i = step // per_epoch, step % per_epoch
+    order = jax.lax.cond(i == 0, lambda: jax.random.permutation(jax.random.fold_in(key, epoch), n), lambda: order)
+    return jax.lax.dynamic_slice_in_dim(order, i * batch, batch), order
+
+
+def first_order(key, n: int):
+    """The order epoch_order starts from (epoch 0's)."""
+    return jax.random.permutation(jax.random.fold_in(key, 0), n)
+
+
 def param_count(tree) -> int:
     return int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))

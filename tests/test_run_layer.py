@@ -207,3 +207,13 @@ def test_data_parallel_over_four_cpu_devices_matches_one_device(in_tmp):
     assert four.summary["test_loss"] == pytest.approx(one.summary["test_loss"], rel=1e-4)
     bad = dlx(*args, "--devices", "3", "--batch-size", "64")
     assert bad.code == 2 and "multiple of --devices" in bad.stderr
+
+
+def test_epoch_order_draws_what_epoch_batch_draws():
+    from dlx.train import epoch_order, first_order
+
+    key = jax.random.PRNGKey(7)
+    order = first_order(key, 50)
+    for i in range(12):  # across three epochs of 4 batches (2 left over each epoch)
+        idx, order = epoch_order(key, jnp.int32(i), 50, 12, order)
+        assert idx.tolist() == epoch_batch(key, jnp.int32(i), 50, 12).tolist()

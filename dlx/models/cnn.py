@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from dlx.models.layers import Conv, max_pool
+
 
 def conv_padding(n: int, k: int, s: int, padding: str) -> tuple[int, int]:
     if padding == "valid":
@@ -40,15 +42,23 @@ def pool_out(n: int, w: int) -> int:
     return -(-n // w)  # ceil(n / w)
 
 
+def _window_sum(x, w: int, pads):
+    """Sum over non-overlapping w-windows of x (N, n..., C) after zero padding: a reshape
+    and a sum, whose gradient XLA:CPU fuses (reduce_window's is far slower there)."""
+    if any(lo or hi for lo, hi in pads):
+        x = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+    split = [x.shape[0]]
+    for m in x.shape[1:-1]:
+        split += [m // w, w]
+    return x.reshape(*split, x.shape[-1]).sum(axis=tuple(2 + 2 * i for i in range(x.ndim - 2)))
+
+
 def _pool(x, kind: str, w: int, pads):
-    window = (1,) + (w,) * len(pads) + (1,)
-    padding = ((0, 0),) + tuple(pads) + ((0, 0),)
     if kind == "max":
-        return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, window, padding)
-    total = jax.lax.reduce_window(x, 0.0, jax.lax.add, window, window, padding)
+        return max_pool(x, w, pads)
     # Average over the real elements of each window only (a ceil-mode edge window is partial).
-    count = jax.lax.reduce_window(jnp.ones(x.shape[:-1] + (1,), x.dtype), 0.0, jax.lax.add, window, window, padding)
-    return total / count
+    count = _window_sum(jnp.ones((1, *x.shape[1:-1], 1), x.dtype), w, pads)
+    return _window_sum(x, w, pads) / count
 
 
 class CNN(nnx.Module):
@@ -63,8 +73,8 @@ class CNN(nnx.Module):
         size = spatial
         for cout in channels:
             pads = tuple(conv_padding(n, kernel, stride, padding) for n in size)
-            self.convs.append(nnx.Conv(cin, cout, kernel_size=(kernel,) * d, strides=(stride,) * d,
-                                       padding=pads, rngs=rngs))
+            self.convs.append(Conv(cin, cout, kernel_size=(kernel,) * d, strides=(stride,) * d,
+                                   padding=pads, rngs=rngs))
             new = tuple(conv_out(n, kernel, stride, sum(p)) for n, p in zip(size, pads))
             if min(new) < 1:
                 raise ValueError(f"conv{len(self.convs)} with kernel {kernel}, stride {stride} and {padding} padding "

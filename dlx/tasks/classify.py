@@ -16,7 +16,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from dlx.train import Trainer, epoch_batch, shard_batch
+from dlx.train import Trainer, epoch_order, first_order, shard_batch
 
 
 def adam(lr: float, clip: float | None = None) -> optax.GradientTransformation:
@@ -50,7 +50,8 @@ def accuracy(logits, labels):
 
 def classifier(make_model, x_train, y_train, *, lr: float, batch_size: int, clip: float | None = None,
                evaluate=None) -> tuple[Trainer, object]:
-    """Trainer for cross-entropy classification. State: params, optimizer state, key."""
+    """Trainer for cross-entropy classification. State: params, optimizer state, data key,
+    and the current epoch's example order."""
     graphdef, init_params = split_init(make_model)
     tx = adam(lr, clip)
     n = len(y_train)
@@ -58,11 +59,11 @@ def classifier(make_model, x_train, y_train, *, lr: float, batch_size: int, clip
     def init(key):
         k_model, k_data = jax.random.split(key)
         params = init_params(k_model)
-        return {"params": params, "opt": tx.init(params), "key": k_data}
+        return {"params": params, "opt": tx.init(params), "key": k_data, "order": first_order(k_data, n)}
 
     def step(state, i, data):
         x, y = data
-        idx = epoch_batch(state["key"], i, n, batch_size)
+        idx, order = epoch_order(state["key"], i, n, batch_size, state["order"])
         xb, yb = shard_batch((x[idx], y[idx]))
 
         def loss_fn(params):
@@ -73,7 +74,7 @@ def classifier(make_model, x_train, y_train, *, lr: float, batch_size: int, clip
         updates, opt = tx.update(grads, state["opt"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         acc = accuracy(logits, yb).mean()
-        return {**state, "params": params, "opt": opt}, {"loss": loss, "accuracy": acc}
+        return {**state, "params": params, "opt": opt, "order": order}, {"loss": loss, "accuracy": acc}
 
     return Trainer(init=init, step=step, data=(x_train, y_train), evaluate=evaluate,
                    examples_per_step=batch_size), graphdef
