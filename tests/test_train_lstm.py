@@ -139,3 +139,12 @@ def test_bench_builds_the_text_step_train_lstm_trains():
     assert state["params"]["embed"]["embedding"].shape == (65, 16)
     _, metrics = jax.eval_shape(trainer.step, state, jax.numpy.int32(0), trainer.data)   # traced, not run
     assert metrics["loss"].shape == () and trainer.evaluate is None
+
+
+@pytest.mark.parametrize("args", [["train-lstm", "--help"], ["train-lstm", "--temperature", "-1"],
+                                  ["train-lstm", "--task", "copy", "--prime", "x"]])
+def test_help_and_argument_errors_do_not_import_jax(args):
+    from tests.test_cli import _no_jax
+
+    p = _no_jax(*args)
+    assert p.returncode == (0 if "--help" in args else 2), p.stderr
