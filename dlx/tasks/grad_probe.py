@@ -127,8 +127,8 @@ def _run_mlp(cfg, run):
     _plot_mlp(run.path("grad_norms.png"), results, cfg)
     if cfg.steps:
         plots.curves_from_metrics(run.path("metrics.jsonl"), run.path("curves.png"), "dlx grad-probe training")
-    _finish(cfg, run, results, columns=["activation", "init", "scale", "depth"],
-            cells=lambda r: [r["activation"], r["init"], f"{r['init_scale']:g}", str(r["depth"])],
+    _finish(cfg, run, results, settings=[("activation", "act"), ("init", "init"), ("init_scale", "scale"),
+                                         ("depth", "depth"), ("width", "width")], extra=[],
             norms=lambda r: [row["preact_grad_norm"] for row in r["layers"]], what="|dL/dz|, layer 1 → L")
 
 
@@ -228,8 +228,9 @@ def _run_rnn(cfg, run):
                           "decay_per_step": float(res["decay_per_step"][j]), "ratio": ratio, "verdict": verdict(ratio)}
 
     _plot_rnn(run.path("grad_norms.png"), results, cfg)
-    _finish(cfg, run, results, columns=["cell", "rho", "decay/step"],
-            cells=lambda r: [r["cell"], f"{r['spectral_radius']:g}", f"{r['decay_per_step']:.4g}"],
+    _finish(cfg, run, results, settings=[("cell", "cell"), ("spectral_radius", "rho"), ("seq_len", "T"),
+                                         ("width", "width")],
+            extra=[("decay/step", lambda r: f"{r['decay_per_step']:.3f}")],
             norms=lambda r: r["grad_norms"], what="|dL/dh_t|, t = 1 → T")
 
 
@@ -270,19 +271,35 @@ def _thin(values: list, n: int = SPARK_MAX_CHARS) -> list:
     return [values[round(i * (len(values) - 1) / (n - 1))] for i in range(n)]
 
 
-def _finish(cfg, run, results, *, columns, cells, norms, what):
-    lines = [_thin(norms(r)) for r in results]
-    lo, hi = spark_scale(lines)
+def _g(v) -> str:
+    return "nan" if v is None or not math.isfinite(v) else f"{v:.2g}"
+
+
+def _sweep_table(results, lines, lo, hi, settings, extra, what, clip: float):
+    """(title, columns, rows) of the sweep table, compact enough for 80 columns: only the
+    settings that vary get a column (the others go into the title), numbers in 2 digits."""
+    varying = [(k, h) for k, h in settings if len({r[k] for r in results}) > 1]
+    fixed = [f"{h} {results[0][k]:g}" if isinstance(results[0][k], float) else f"{h} {results[0][k]}"
+             for k, h in settings if (k, h) not in varying]
     trained = any("initial" in r for r in results)
-    head = columns + (["ratio@0"] if trained else []) + ["ratio", "verdict"]
-    head += (["test acc", "clipped"] if trained else []) + [what]
+    head = [h for _, h in varying] + [h for h, _ in extra] + (["ratio@0"] if trained else []) + ["ratio", "verdict"]
+    head += (["acc"] if trained else []) + (["clip"] if trained and clip > 0 else []) + [what.split(",")[0]]
     rows = []
     for r, line in zip(results, lines):
-        row = cells(r) + ([r["initial"]["ratio"]] if trained else []) + [r["ratio"], r["verdict"]]
+        row = [f"{r[k]:g}" if isinstance(r[k], float) else str(r[k]) for k, _ in varying]
+        row += [fn(r) for _, fn in extra] + ([_g(r["initial"]["ratio"])] if trained else []) + [_g(r["ratio"]), r["verdict"]]
         if trained:
-            row += ["diverged" if "diverged" in r else r["test_accuracy"],
-                    "" if "diverged" in r else f"{r['clip_fraction']:.0%}"]
+            row.append(f"div@{r['diverged_at_step']}" if "diverged" in r else f"{r['test_accuracy']:.2f}")
+            if clip > 0:
+                row.append("" if "diverged" in r else f"{r['clip_fraction']:.0%}")
         rows.append(row + [sparkline(line, lo, hi)])
+    title = f"dlx grad-probe: {len(results)} combinations" + (f" ({', '.join(fixed)})" if fixed else "")
+    return title + f"\n{what}, blocks ▁..█ span 1e{lo:.1f}..1e{hi:.1f}", head, rows
+
+
+def _finish(cfg, run, results, *, settings, extra, norms, what):
+    lines = [_thin(norms(r)) for r in results]
+    lo, hi = spark_scale(lines)
     scale = f"blocks ▁..█ span 1e{lo:.1f}..1e{hi:.1f}"
     if len(results) == 1:
         r = results[0]
@@ -291,13 +308,13 @@ def _finish(cfg, run, results, *, columns, cells, norms, what):
             run.out.table(f"per layer{at} (layer 1 nearest the input)",
                           ["layer", "|dL/dW|", "|dL/dz|", "act mean", "act std", "saturated"],
                           [[str(l["layer"])] + [l[k] for k in LAYER_FIELDS] for l in r["layers"]])
-        run.out.info(f"{what}: {rows[0][-1]}  ({scale})")
+        run.out.info(f"{what}: {sparkline(lines[0], lo, hi)}  ({scale})")
         summary = {"arch": cfg.arch, **r, "results": results, "plot": "grad_norms.png"}
         table = {k: v for k, v in summary.items() if not isinstance(v, (dict, list)) and k != "diverged"}
         if "initial" in r:
             table.update({"ratio at step 0": r["initial"]["ratio"], "verdict at step 0": r["initial"]["verdict"]})
     else:
-        run.out.table(f"dlx grad-probe: {len(results)} combinations ({scale})", head, rows)
+        run.out.table(*_sweep_table(results, lines, lo, hi, settings, extra, what, cfg.clip))
         counts = Counter(r["verdict"] for r in results)
         summary = {"arch": cfg.arch, "combinations": len(results), "verdicts": dict(counts), "results": results,
                    "plot": "grad_norms.png"}
