@@ -47,7 +47,7 @@ from dlx.train import Trainer, epoch_batch, fit, shard_batch
 
 RNN_INPUTS = 8
 SPARK = "▁▂▃▄▅▆▇█"
-SPARK_MAX_CHARS = 30  # fits a table row on an 80-column terminal
+SPARK_CHARS = {"line": 60, "table": 24}  # a table row fits 80 columns
 
 # Module-level jits: every call with an equal graphdef and shapes (the same structure, any
 # init or scale) reuses one compiled program, across combinations, fits and CLI calls.
@@ -264,7 +264,7 @@ def spark_scale(rows) -> tuple[float, float]:
     return lo, hi
 
 
-def _thin(values: list, n: int = SPARK_MAX_CHARS) -> list:
+def _thin(values: list, n: int) -> list:
     """At most n evenly spaced values (first and last kept), so a long profile fits a line."""
     if len(values) <= n:
         return values
@@ -292,13 +292,13 @@ def _sweep_table(results, lines, lo, hi, settings, extra, what, clip: float):
             row.append(f"div@{r['diverged_at_step']}" if "diverged" in r else f"{r['test_accuracy']:.2f}")
             if clip > 0:
                 row.append("" if "diverged" in r else f"{r['clip_fraction']:.0%}")
-        rows.append(row + [sparkline(line, lo, hi)])
+        rows.append(row + [sparkline(_thin(line, SPARK_CHARS["table"]), lo, hi)])
     title = f"dlx grad-probe: {len(results)} combinations" + (f" ({', '.join(fixed)})" if fixed else "")
     return title + f"\n{what}, blocks ▁..█ span 1e{lo:.1f}..1e{hi:.1f}", head, rows
 
 
 def _finish(cfg, run, results, *, settings, extra, norms, what):
-    lines = [_thin(norms(r)) for r in results]
+    lines = [norms(r) for r in results]
     lo, hi = spark_scale(lines)
     scale = f"blocks ▁..█ span 1e{lo:.1f}..1e{hi:.1f}"
     if len(results) == 1:
@@ -308,7 +308,7 @@ def _finish(cfg, run, results, *, settings, extra, norms, what):
             run.out.table(f"per layer{at} (layer 1 nearest the input)",
                           ["layer", "|dL/dW|", "|dL/dz|", "act mean", "act std", "saturated"],
                           [[str(l["layer"])] + [l[k] for k in LAYER_FIELDS] for l in r["layers"]])
-        run.out.info(f"{what}: {sparkline(lines[0], lo, hi)}  ({scale})")
+        run.out.info(f"{what}: {sparkline(_thin(lines[0], SPARK_CHARS['line']), lo, hi)}  ({scale})")
         summary = {"arch": cfg.arch, **r, "results": results, "plot": "grad_norms.png"}
         table = {k: v for k, v in summary.items() if not isinstance(v, (dict, list)) and k != "diverged"}
         if "initial" in r:
