@@ -206,3 +206,11 @@ def test_sparkline_over_log10_on_a_common_scale():
     # A flat profile stays flat: the scale is at least one decade wide.
     lo, hi = spark_scale([[0.06, 0.06, 0.06]])
     assert hi - lo == pytest.approx(1) and len(set(sparkline([0.06, 0.06, 0.06], lo, hi))) == 1
+
+
+def test_help_and_bad_input_do_not_import_jax():
+    from tests.test_cli import _no_jax
+
+    assert _no_jax("grad-probe", "--help").returncode == 0
+    p = _no_jax("grad-probe", "--arch", "rnn", "--cell", "elman")
+    assert p.returncode == 2, p.stderr
