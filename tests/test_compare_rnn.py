@@ -68,17 +68,27 @@ def test_task_names_and_default_lengths_match_the_shared_module():
 # ---- one real (tiny) sweep, shared by the tests below ------------------------------------
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory):
+def three(tmp_path_factory):
+    """All three cells at one length (each fit costs a compile: keep their number small)."""
     out = tmp_path_factory.mktemp("compare") / "run"
-    r = dlx("compare-rnn", "--task", "adding", "--seq-len", "12,6", *TINY, "--out", str(out))
+    r = dlx("compare-rnn", "--task", "adding", "--seq-len", "12", *TINY, "--out", str(out))
     assert r.code == 0, r.stderr
     return r, out
 
 
-def test_summary_has_the_documented_fields(sweep):
-    r, out = sweep
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """The GRU alone over two lengths."""
+    out = tmp_path_factory.mktemp("compare") / "sweep"
+    r = dlx("compare-rnn", "--task", "adding", "--cells", "gru", "--seq-len", "12,6", *TINY, "--out", str(out))
+    assert r.code == 0, r.stderr
+    return r, out
+
+
+def test_summary_has_the_documented_fields(three):
+    r, out = three
     s = r.summary
-    assert s["task"] == "adding" and s["metric"] == "mse" and s["seq_lens"] == [6, 12] and s["seq_len"] == 12
+    assert s["task"] == "adding" and s["metric"] == "mse" and s["seq_lens"] == [12] and s["seq_len"] == 12
     assert set(s["cells"]) == set(CELLS)
     for cell in CELLS:
         c = s["cells"][cell]
@@ -87,8 +97,7 @@ def test_summary_has_the_documented_fields(sweep):
             assert field in c, (cell, field)
         assert set(c["spread"]) >= {"n", "mean", "std", "ci95", "values"}
         assert c["mse"] == c["spread"]["mean"] == c["by_seq_len"]["12"]["mse"]
-        assert set(c["by_seq_len"]) == {"6", "12"}
-        assert c["params"] == c["by_seq_len"]["6"]["params"]
+        assert set(c["by_seq_len"]) == {"12"}
     # --hidden 16 without --match-params: the counts follow G*H*(X+H+1) + H*1 + 1 (X = 2)
     assert {k: s["cells"][k]["params"] for k in CELLS} == {k: G * 16 * 19 + 17 for k, G in zip(CELLS, (1, 3, 4))}
     claims = [v["claim"] for v in s["verdicts"]]
@@ -99,41 +108,37 @@ def test_summary_has_the_documented_fields(sweep):
         assert v["evidence"]
     assert s["verdicts"][0]["supported"] is True  # fewer parameters: arithmetic, never noise
     pairs = {(p["a"], p["b"], p["seq_len"]) for p in s["paired"]}
-    assert ("gru", "lstm", 12) in pairs and ("rnn", "gru", 6) in pairs
+    assert pairs == {("rnn", "gru", 12), ("rnn", "lstm", 12), ("gru", "lstm", 12)}
     assert os.path.isfile(out / "compare.png") and os.path.isfile(out / "summary.json")
     with open(out / "summary.json") as f:
         assert json.load(f)["cells"]["gru"]["mse"] == s["cells"]["gru"]["mse"]
 
 
-def test_per_seed_values_have_one_entry_per_seed_and_differ(sweep):
-    s = sweep[0].summary
+def test_per_seed_values_have_one_entry_per_seed_and_differ(three):
+    s = three[0].summary
     for cell in CELLS:
-        for T in ("6", "12"):
-            vals = s["cells"][cell]["by_seq_len"][T]["per_seed"]
-            assert len(vals) == 2 and vals[0] != vals[1]
-    evals = [e for e in sweep[0].event("eval") if e["cell"] == "gru" and e["seq_len"] == 12]
+        vals = s["cells"][cell]["per_seed"]
+        assert len(vals) == 2 and vals[0] != vals[1] and vals == s["cells"][cell]["spread"]["values"]
+    evals = [e for e in three[0].event("eval") if e["cell"] == "gru" and e["seq_len"] == 12]
     assert evals and len(evals[-1]["mse"]) == 2
 
 
-def test_same_seed_same_numbers_whatever_the_other_cells(sweep, tmp_path):
-    """A GRU-only run at one length reproduces the sweep's GRU exactly: same seeds, same data."""
-    r = dlx("compare-rnn", "--task", "adding", "--cells", "gru", "--seq-len", "12", *TINY,
-            "--out", str(tmp_path / "gru"))
-    assert r.code == 0, r.stderr
-    full = sweep[0].summary["cells"]["gru"]["by_seq_len"]["12"]
-    assert strip_timing(r.summary["cells"]["gru"]["by_seq_len"]["12"]) == strip_timing(full)
-    lone = [v for v in r.summary["verdicts"] if v["claim"] == "GRU steps faster than LSTM"]
+def test_sweep_keeps_every_length_and_the_longest_on_top(sweep):
+    s = sweep[0].summary
+    c = s["cells"]["gru"]
+    assert s["seq_lens"] == [6, 12] and s["seq_len"] == 12 and set(c["by_seq_len"]) == {"6", "12"}
+    assert c["mse"] == c["by_seq_len"]["12"]["mse"] and c["by_seq_len"]["6"]["mse"] != c["mse"]
+    lone = [v for v in s["verdicts"] if v["claim"] == "GRU steps faster than LSTM"]
     assert lone[0]["supported"] is None and "needs --cells" in lone[0]["evidence"]
+    assert s["paired"] == []
 
 
-def test_text_task_reports_bits_per_character(tmp_path):
-    corpus = tmp_path / "c.txt"
-    corpus.write_text("the quick brown fox jumps over the lazy dog. " * 40)
-    r = dlx("compare-rnn", "--task", "text", "--data", str(corpus), "--cells", "lstm", "--seq-len", "16",
-            *TINY, "--out", str(tmp_path / "run"))
-    assert r.code == 0, r.stderr
-    c = r.summary["cells"]["lstm"]
-    assert r.summary["metric"] == "val_bpc" and 0 < c["val_bpc"] < 8 and len(c["per_seed"]) == 2
+def test_same_seed_same_numbers_whatever_the_other_cells(three, sweep):
+    """Seed i of the GRU sees the same data and initial key whether it is trained beside the
+    RNN and LSTM or alone, at one length or in a sweep: the numbers are identical."""
+    alone = sweep[0].summary["cells"]["gru"]["by_seq_len"]["12"]
+    beside = three[0].summary["cells"]["gru"]["by_seq_len"]["12"]
+    assert strip_timing(alone) == strip_timing(beside)
 
 
 # ---- verdicts on known numbers ------------------------------------------------------------

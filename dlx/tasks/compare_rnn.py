@@ -11,7 +11,7 @@ Summary (documented in the README):
     cells.<cell>.spread          {n, mean, std, ci95, min, max, values} of that metric
     cells.<cell>.per_seed        the N values (seed order)
     cells.<cell>.params, hidden, recurrent_params, ms_per_step, compile_s, examples_per_s,
-        peak_bytes, fit_s, solved
+        peak_bytes, wall_s (this fit: compile, steps, evaluations), solved
     cells.<cell>.by_seq_len.<T>  the same fields at every length of the sweep
     paired                       [{a, b, seq_len, mean, std, ci95, p, values, better}]: a - b
     verdicts                     [{claim, supported: true | false | null, evidence}]
@@ -84,14 +84,14 @@ def hidden_widths(cells, task, hidden: int, layers: int, match: bool) -> dict[st
 
 # ---- results per cell ------------------------------------------------------------------
 
-def _cell_result(task, values, res, counts, hidden, fit_s) -> dict:
+def _cell_result(task, values, res, counts, hidden, wall_s) -> dict:
     sp = stats.spread(values)
     solved = SOLVED.get(task.name)
     return {task.metric: sp["mean"], "spread": sp, "per_seed": sp["values"], "hidden": hidden, **counts,
             "solved": None if solved is None or not math.isfinite(sp["mean"]) else bool(solved(sp["mean"])),
             "seeds_solved": None if solved is None else sum(bool(solved(v)) for v in values),
             "ms_per_step": res.ms_per_step, "compile_s": res.compile_s, "examples_per_s": res.examples_per_s,
-            "peak_bytes": res.peak_bytes, "fit_s": round(fit_s, 3), "train_loss": res.train.get("loss")}
+            "peak_bytes": res.peak_bytes, "wall_s": round(wall_s, 3), "train_loss": res.train.get("loss")}
 
 
 def _better(task, a: str, b: str, diff: dict) -> str | None:
@@ -151,7 +151,7 @@ def verdicts(task, cfg, widths, by_len) -> list[dict]:
         else:
             ratio = sum(g) / sum(l)
             sup = True if ratio < 1 - SPEED_TOLERANCE else False if ratio > 1 + SPEED_TOLERANCE else None
-            ev = (f"ms per step ({cfg.seeds} seeds per step) " +
+            ev = (f"ms per step (all {cfg.seeds} seeds in one step) " +
                   ", ".join(f"T={t}: GRU {_ms(a)} vs LSTM {_ms(b)}" for t, a, b in zip(by_len, g, l)) +
                   f"; GRU/LSTM = {ratio:.2f}" + ("" if sup is not None else
                                                  f" (within ±{SPEED_TOLERANCE:.0%}: timing noise)"))
@@ -169,7 +169,7 @@ def verdicts(task, cfg, widths, by_len) -> list[dict]:
         else:
             out.append({"claim": claim, "supported": g < l,
                         "evidence": f"peak memory of the compiled training step at T={T} (XLA memory analysis, "
-                                    f"{cfg.seeds} seeds): GRU {g / 2**20:.2f} MiB vs LSTM {l / 2**20:.2f} MiB"})
+                                    f"all {cfg.seeds} seeds): GRU {g / 2**20:.2f} MiB vs LSTM {l / 2**20:.2f} MiB"})
     else:
         out.append(need(claim, ("gru", "lstm")))
 
@@ -181,7 +181,7 @@ def verdicts(task, cfg, widths, by_len) -> list[dict]:
         better = _better(task, "lstm", "gru", diff)
         ev = (f"{task.metric} at T={T}: LSTM {_pm(last['lstm'])} vs GRU {_pm(last['gru'])}; "
               f"paired LSTM - GRU {_diff_str(diff)}")
-        if better is None:
+        if better is None and cfg.seeds > 1:
             ev += f" (interval holds 0: no difference shown with {cfg.seeds} seeds)"
         out.append({"claim": claim, "supported": None if better is None else better == "lstm", "evidence": ev})
     else:
@@ -227,7 +227,8 @@ def _long_dependency_verdict(task, cfg, by_len) -> dict:
         sup = False
     else:
         sup = None
-        ev += f" (an interval holds 0: not shown with {cfg.seeds} seeds)"
+        ev += (" (one seed: no interval)" if cfg.seeds == 1
+               else f" (an interval holds 0: not shown with {cfg.seeds} seeds)")
     return {"claim": claim, "supported": sup, "evidence": ev}
 
 
@@ -284,7 +285,7 @@ def run(cfg, run):
         plots.curves_from_metrics(run.path("metrics.jsonl"), run.path("curves.png"),
                                   f"dlx compare-rnn ({cfg.task}, T={longest})")
     table = {f"{c} {first.metric}": summary["cells"][c][first.metric] for c in cfg.cells}
-    run.finish(summary, table=table, title=f"dlx compare-rnn: {cfg.task} at T={longest}, mean of {cfg.seeds} seeds")
+    run.finish(summary, table=table, title=f"dlx compare-rnn: {cfg.task} at T={longest}, mean over seeds ({cfg.seeds})")
 
 
 # ---- tables and the figure -----------------------------------------------------------------
@@ -306,18 +307,29 @@ def metric_baseline(task) -> float | None:
 
 
 def _show_length(run, task, cfg, results) -> None:
+    """One table per sequence length, cells as columns (it stays readable at 80 columns)."""
     way = "lower" if task.lower_is_better else "higher"
-    rows = []
-    for c, r in results.items():
-        solved = "—" if r["solved"] is None else f"{'yes' if r['solved'] else 'no'} ({r['seeds_solved']}/{cfg.seeds})"
-        rows.append([NAMES[c], r["hidden"], r["params"], _pm(r), _ci(r),
-                     ", ".join(f"{v:.3g}" for v in r["per_seed"]), solved,
-                     r["ms_per_step"], r["compile_s"], r["examples_per_s"],
-                     "—" if r["peak_bytes"] is None else f"{r['peak_bytes'] / 2**20:.2f}"])
-    run.out.table(f"{task.name} T={task.seq_len}: {task.metric} ({way} is better; memoryless {metric_baseline(task):.4g}), "
-                  f"{cfg.seeds} seeds, {cfg.steps} steps",
-                  ["cell", "hidden", "params", f"{task.metric} mean ± std", "95% CI", "per seed", "solved",
-                   "ms/step", "compile s", "examples/s", "peak MiB"], rows)
+    cells = list(results)
+
+    def row(label, get):
+        return [label] + [get(results[c]) for c in cells]
+
+    def solved(r):
+        if r["solved"] is None:
+            return "—"
+        return f"{'yes' if r['solved'] else 'no'} ({r['seeds_solved']}/{cfg.seeds} seeds)"
+
+    rows = [row("hidden", lambda r: r["hidden"]), row("params", lambda r: r["params"]),
+            row(f"{task.metric} mean ± std", _pm), row("95% interval", _ci),
+            row("per seed", lambda r: ", ".join(f"{v:.3g}" for v in r["per_seed"]))]
+    if task.name in SOLVED:
+        rows.append(row("solved", solved))
+    rows += [row("ms / step", lambda r: r["ms_per_step"]), row("compile s", lambda r: r["compile_s"]),
+             row("examples / s", lambda r: r["examples_per_s"]),
+             row("peak MiB", lambda r: "—" if r["peak_bytes"] is None else f"{r['peak_bytes'] / 2**20:.2f}")]
+    run.out.table(f"{task.name} T={task.seq_len}: {task.metric}, {way} is better (memoryless "
+                  f"{metric_baseline(task):.4g}); {cfg.seeds} seeds x {cfg.steps} steps",
+                  [""] + [NAMES[c] for c in cells], rows)
 
 
 def _show_sweep(run, task, cfg, by_len) -> None:
@@ -385,12 +397,16 @@ def _plot(run, task, cfg, by_len) -> None:
     if len(lens) > 1:
         ax2.set_xscale("log")
         ax2.set_xticks(lens, [str(T) for T in lens])
+        ax2.tick_params(axis="x", which="minor", bottom=False, labelbottom=False)
         ax2.set_xlabel("sequence length T")
     else:
         ax2.set_xticks(range(len(cfg.cells)), [NAMES[c] for c in cfg.cells])
         ax2.set_xlabel(f"T={longest}")
     if metric_baseline(task) is not None:
         ax2.axhline(metric_baseline(task), color="gray", ls="--", lw=0.8, label="memoryless")
+    values = [v for T in lens for c in cfg.cells for v in by_len[T][c]["per_seed"]]
+    if task.metric == "mse" and all(math.isfinite(v) and v > 0 for v in values):
+        ax2.set_yscale("log")  # solved (1e-3) and unsolved (0.17) on one axis
     ax2.set_title(f"{task.metric} ({'lower' if task.lower_is_better else 'higher'} is better), "
                   f"mean ± std, dots: seeds", fontsize=9)
     for ax in (ax1, ax2):
