@@ -17,6 +17,7 @@ with its settings); every `eval` record holds the per-layer profile at that step
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
@@ -144,7 +145,7 @@ def _train(cfg, run, combo, graphdef, params0, probe0, train_data, probe_batch, 
         # The probed net itself (same seed), so step 0 of training is the probe above.
         return {"params": params0, "opt": tx.init(params0), "key": jax.random.fold_in(key, 1),
                 "step": jnp.int32(0), "clipped_steps": jnp.int32(0),
-                "max_grad_norm": jnp.float32(0), "max_clipped_norm": jnp.float32(0)}
+                "max_grad_norm": jnp.float32(0), "max_clipped_norm": jnp.float32(0), "last_loss": jnp.float32(jnp.nan)}
 
     def step(state, i, data):
         xs, ys = data
@@ -160,7 +161,7 @@ def _train(cfg, run, combo, graphdef, params0, probe0, train_data, probe_batch, 
         new = {**state, "params": optax.apply_updates(state["params"], updates), "opt": opt,
                "step": state["step"] + 1, "clipped_steps": state["clipped_steps"] + st["clipped"].astype(jnp.int32),
                "max_grad_norm": jnp.maximum(state["max_grad_norm"], st["global_norm"]),
-               "max_clipped_norm": jnp.maximum(state["max_clipped_norm"], st["clipped_norm"])}
+               "max_clipped_norm": jnp.maximum(state["max_clipped_norm"], st["clipped_norm"]), "last_loss": loss}
         return new, {"loss": loss, "grad_norm": st["global_norm"], "clipped": st["clipped"].astype(jnp.float32)}
 
     x, y = probe_batch
@@ -180,6 +181,7 @@ def _train(cfg, run, combo, graphdef, params0, probe0, train_data, probe_batch, 
         return record(int(state["step"]), p, float(_accuracy(graphdef, state["params"], *test)))
 
     tag = {"combo": label}  # strings only: plots.curves_from_metrics would plot numbers as metrics
+    logged = _logged_history(run.path("metrics.jsonl"), label) if run.resumed else []
     if not run.resumed:  # the profile before any training, as the eval record of step 0
         run.emit("eval", {"step": 0, **tag, **record(0, probe0, float(_accuracy(graphdef, params0, *test)))})
     trainer = Trainer(init=init, step=step, data=train_data, evaluate=evaluate, examples_per_step=batch,
@@ -190,20 +192,52 @@ def _train(cfg, run, combo, graphdef, params0, probe0, train_data, probe_batch, 
         res = fit(run, trainer, steps=cfg.steps, seed=cfg.seed, log_every=cfg.log_every,
                   eval_every=cfg.eval_every, description=label)
     except RunFailure as e:
+        history[:0] = _before(logged, history)
         run.out.stop_progress()
         # The loss went to NaN/Inf: the gradients exploded, whatever the last probe said.
         at = re.search(r"at step (\d+)", str(e))
         return {**_profile(last["probe"]), "ratio": math.nan, "verdict": "exploding", "diverged": str(e),
                 "diverged_at_step": int(at.group(1)) if at else None, "initial": initial, "history": history}
-    s = jax.device_get({k: res.state[k] for k in ("step", "clipped_steps", "max_grad_norm", "max_clipped_norm")})
+    history[:0] = _before(logged, history)
+    s = jax.device_get({k: res.state[k] for k in ("step", "clipped_steps", "max_grad_norm", "max_clipped_norm",
+                                                  "last_loss")})
     out = {**_profile(last["probe"]), "initial": initial, "history": history, "steps": int(s["step"]),
-           "train_loss": res.train.get("loss"), "test_accuracy": res.eval.get("test_accuracy"),
+           # The last step's loss, not fit's mean over the last log interval: --log-every
+           # is a presentation option and may change on --resume.
+           "train_loss": float(s["last_loss"]), "test_accuracy": res.eval.get("test_accuracy"),
            "clip_fraction": int(s["clipped_steps"]) / max(int(s["step"]), 1),
            "max_grad_norm": float(s["max_grad_norm"])}
     if theta > 0:
         out["clip"] = theta
         out["max_clipped_grad_norm"] = float(s["max_clipped_norm"])
     return out
+
+
+def _logged_history(path: str, label: str) -> list[dict]:
+    """The history of a resumed fit so far, from the eval records its first part wrote."""
+    history = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                rec = json.loads(line)
+                if rec.get("event") == "eval" and rec.get("combo") == label:
+                    ratio = math.nan if rec.get("ratio") is None else rec["ratio"]
+                    history.append({"step": rec["step"], "ratio": ratio, "verdict": verdict(ratio),
+                                    "probe_loss": rec.get("probe_loss"), "test_accuracy": rec.get("test_accuracy")})
+    except (OSError, ValueError):
+        pass
+    return history
+
+
+def _before(logged: list[dict], new: list[dict]) -> list[dict]:
+    """Logged entries older than the first new one (a run killed between an evaluation and
+    its checkpoint logged evaluations that the resumed run repeats)."""
+    first = new[0]["step"] if new else math.inf
+    seen = {}
+    for h in logged:
+        if h["step"] < first:
+            seen[h["step"]] = h  # the latest record of a step wins
+    return [seen[k] for k in sorted(seen)]
 
 
 # ---- RNN ------------------------------------------------------------------------------
