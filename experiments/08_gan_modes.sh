@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Question: how many modes does dlx's GAN cover on ring8 (8 Gaussians) and grid25 (25), over
+#           seeds, against PacGAN's Table 1 (Lin et al. 2018: plain GAN 6.3 / 17.3 modes, best
+#           PacGAN 7.8 / 24.8)? And do D(x) and D(G(z)) approach 0.5, as the notes suggest the
+#           game settles?
+# Command:  dlx train-gan --dataset ring8|grid25 --seeds $SEEDS --json  (train-gan's per-dataset
+#           defaults: ring8 4000 steps, grid25 8000, packing 2; SEEDS=3, vmapped in one program).
+#           "Near 0.5": |D - 0.5| < 0.1 (mean over the last logging window and the seeds).
+#           QUICK=1: ring8 only, 20 steps, width 16, 1 seed.
+# Runtime:  ~5-15 min on a quiet 2-core CPU (full; grid25 dominates). Not yet run at full budget.
+# Answer last run: not yet run at full budget (see experiments/README.md).
+source "$(dirname "$0")/lib.sh"
+
+if quick; then
+  SEEDS=${SEEDS:-1}; DATASETS=${DATASETS:-ring8}; budget=(--steps 20 --width 16 --eval-every 20 --log-every 10)
+else
+  SEEDS=${SEEDS:-3}; DATASETS=${DATASETS:-ring8 grid25}; budget=()
+fi
+
+for d in $DATASETS; do
+  run_dlx "$d" dataset="\"$d\"" -- train-gan --dataset "$d" --seeds "$SEEDS" "${budget[@]+"${budget[@]}"}"
+done
+
+analyse <<'PY'
+from expt import get, pm, summaries, table, verdict
+
+S = summaries()
+table("mode coverage (dlx mean over seeds) against PacGAN Table 1",
+      ["dataset", "seeds", "modes", "of", "per seed", "hq", "GAN (paper)", "PacGAN (paper)", "D(x)", "D(G(z))"],
+      [[s["dataset"], s["seeds"], s["modes_covered"], s["modes_total"],
+        ", ".join(f"{v:g}" for v in get(s, "per_seed.modes_covered", [])), s["hq_fraction"],
+        get(s, "published.gan.modes"), get(s, "published.pacgan_best.modes"), s.get("d_real"), s.get("d_fake")]
+       for s in S])
+for s in S:
+    d, per = s["dataset"], get(s, "per_seed.modes_covered", [s["modes_covered"]])
+    plain, pac = get(s, "published.gan.modes"), get(s, "published.pacgan_best.modes")
+    verdict(f"{d}: dlx covers at least the plain GAN's {plain} modes (PacGAN Table 1)",
+            s["modes_covered"] >= plain, f"{pm(per, '.2f')} of {s['modes_total']}, hq {s['hq_fraction']:.3f}")
+    verdict(f"{d}: dlx matches the best PacGAN's {pac} modes (within 0.5)",
+            s["modes_covered"] >= pac - 0.5, f"{s['modes_covered']:.2f} vs {pac}")
+    dr, df = s.get("d_real"), s.get("d_fake")
+    if dr is None or df is None:
+        verdict(f"{d}: D(x) and D(G(z)) approach 0.5", None, "train-gan's summary has no d_real / d_fake")
+    else:
+        verdict(f"{d}: D(x) and D(G(z)) approach 0.5 (|D - 0.5| < 0.1)",
+                abs(dr - 0.5) < 0.1 and abs(df - 0.5) < 0.1,
+                f"D(x) {dr:.3f}, D(G(z)) {df:.3f} (mean of the last logging window over {s['seeds']} seed(s))")
+PY
