@@ -348,7 +348,9 @@ def _finish(cfg, run, results, *, settings, extra, norms, what):
         if "initial" in r:
             table.update({"ratio at step 0": r["initial"]["ratio"], "verdict at step 0": r["initial"]["verdict"]})
     else:
-        run.out.table(*_sweep_table(results, lines, lo, hi, settings, extra, what, cfg.clip))
+        title, head, rows = _sweep_table(results, lines, lo, hi, settings, extra, what, cfg.clip)
+        run.out.info(title)  # above the table, not as its title: a title wraps at the table's width
+        run.out.table("", head, rows)
         counts = Counter(r["verdict"] for r in results)
         summary = {"arch": cfg.arch, "combinations": len(results), "verdicts": dict(counts), "results": results,
                    "plot": "grad_norms.png"}
