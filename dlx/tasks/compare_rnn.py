@@ -379,7 +379,8 @@ def _plot(run, task, cfg, by_len) -> None:
     for c, pts in curves.items():
         if pts:
             pts.sort()
-            ax1.plot([p[0] for p in pts], [p[1] for p in pts], label=NAMES[c], color=colors[c])
+            ax1.plot([p[0] for p in pts], [p[1] for p in pts], label=NAMES[c], color=colors[c],
+                     marker="." if len(pts) < 30 else None)
     ax1.set_title(f"training loss, T={longest} (mean over {cfg.seeds} seeds)", fontsize=9)
     ax1.set_xlabel("step")
     if all(p[1] > 0 for pts in curves.values() for p in pts) and any(curves.values()):
