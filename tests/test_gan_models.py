@@ -14,23 +14,37 @@ from dlx.models.gan import (
 )
 
 
-@pytest.mark.parametrize("shape", [(8, 8, 1), (28, 28, 1)])
-def test_dcgan_shapes_and_range(shape):
-    g = Generator(shape, latent_dim=16, width=8, rngs=nnx.Rngs(0))
-    d = Discriminator(shape, width=8, rngs=nnx.Rngs(1))
-    x = g(jax.random.normal(jax.random.key(0), (5, 16)))
-    assert x.shape == (5, *shape)
+def test_dcgan_shapes_and_range():
+    @jax.jit  # built and run in one compiled program: eager construction costs seconds
+    def run(key):
+        g = Generator((8, 8, 1), latent_dim=16, width=8, rngs=nnx.Rngs(0))
+        d = Discriminator((8, 8, 1), width=8, rngs=nnx.Rngs(1))
+        x = g(jax.random.normal(key, (5, 16)))
+        return x, d(x), d.probability(x)
+
+    x, logits, p = run(jax.random.key(0))
+    assert x.shape == (5, 8, 8, 1)
     assert jnp.all(jnp.abs(x) <= 1.0)  # tanh, to match data in [-1, 1]
-    logits = d(x)
     assert logits.shape == (5,)
-    p = d.probability(x)
     assert jnp.all((p > 0) & (p < 1))
+
+
+def test_dcgan_28x28_shapes():
+    def run(z):  # traced only: shapes without compiling or running
+        g = Generator((28, 28, 1), latent_dim=16, width=8, rngs=nnx.Rngs(0))
+        d = Discriminator((28, 28, 1), width=8, rngs=nnx.Rngs(1))
+        x = g(z)
+        return x, d(x)
+
+    x, logits = jax.eval_shape(run, jax.ShapeDtypeStruct((5, 16), jnp.float32))
+    assert x.shape == (5, 28, 28, 1)
+    assert logits.shape == (5,)
 
 
 def test_benchmark_shapes_by_default():
     # The 28x28 benchmark: z(64) -> dense 7x7x128 -> convT to 64 -> convT to 1.
-    g = Generator(rngs=nnx.Rngs(0))
-    d = Discriminator(rngs=nnx.Rngs(0))
+    g = nnx.eval_shape(lambda: Generator(rngs=nnx.Rngs(0)))
+    d = nnx.eval_shape(lambda: Discriminator(rngs=nnx.Rngs(0)))
     assert g.dense.kernel.shape == (64, 7 * 7 * 128)
     assert g.up1.kernel.shape == (4, 4, 128, 64)
     assert g.up2.kernel.shape == (4, 4, 64, 1)
@@ -40,16 +54,20 @@ def test_benchmark_shapes_by_default():
 
 
 def test_generator_batch_norm_train_vs_eval():
-    g = Generator((8, 8, 1), latent_dim=4, width=4, rngs=nnx.Rngs(0))
-    z = jax.random.normal(jax.random.key(1), (6, 4))
-    before = g.bn0.mean[...].copy()
-    g.train()
-    g(z)
-    assert not jnp.allclose(g.bn0.mean[...], before)  # training updates running stats
-    g.eval()
-    stats = g.bn0.mean[...].copy()
-    a, b = g(z), g(z[:1])
-    assert jnp.allclose(g.bn0.mean[...], stats)  # eval leaves them alone
+    @jax.jit  # one compiled program rather than dozens of eager conv ops
+    def run(z):
+        g = Generator((8, 8, 1), latent_dim=4, width=4, rngs=nnx.Rngs(0))
+        before = g.bn0.mean[...]
+        g.train()
+        g(z)
+        trained = g.bn0.mean[...]
+        g.eval()
+        a, b = g(z), g(z[:1])
+        return before, trained, g.bn0.mean[...], a, b
+
+    before, trained, after, a, b = run(jax.random.normal(jax.random.key(1), (6, 4)))
+    assert not jnp.allclose(trained, before)  # training updates running stats
+    assert jnp.allclose(after, trained)  # eval leaves them alone
     assert jnp.allclose(a[:1], b, atol=1e-5)  # and a sample does not depend on its batch
 
 

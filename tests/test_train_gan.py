@@ -1,0 +1,143 @@
+"""`dlx train-gan` through the CLI at tiny budgets: toys learn, seeds reproduce and spread,
+images are judged and drawn, bad input is one line with exit 2."""
+
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from tests.helpers import dlx, strip_timing
+
+TOY = ("train-gan", "--dataset", "ring8", "--width", "32", "--json")
+
+
+def test_short_toy_run_improves_coverage(in_tmp):
+    before = dlx(*TOY, "--steps", "0", "--out", "r0")
+    after = dlx(*TOY, "--steps", "400", "--eval-every", "400", "--log-every", "100", "--out", "r1")
+    assert before.code == 0 and after.code == 0, after.stderr
+    s0, s1 = before.summary, after.summary
+    assert s1["modes_total"] == 8
+    assert s1["modes_covered"] > s0["modes_covered"]
+    assert s1["modes_covered"] >= 3
+    for k in ("d_real", "d_fake", "d_loss", "g_loss", "grad_norm_d", "grad_norm_g"):
+        assert np.isfinite(s1[k]), k
+    assert 0 < s1["d_real"] < 1 and 0 < s1["d_fake"] < 1
+    train = after.event("train")
+    assert [r["step"] for r in train] == [100, 200, 300, 400]
+    assert {"d_loss", "g_loss", "d_real", "d_fake", "grad_norm_d", "grad_norm_g"} <= set(train[0])
+    assert os.path.exists(in_tmp / "r1" / "scatter.png")
+    cfg = after.event("config")[0]["config"]  # dataset defaults resolved into the record
+    assert (cfg["latent_dim"], cfg["pack"], cfg["lr_g"], cfg["lr_d"], cfg["lr_decay"]) == (2, 2, 1e-3, 1e-3, "linear")
+
+
+def test_seeds_reproduce_and_spread(in_tmp):
+    args = (*TOY, "--width", "16", "--steps", "60", "--log-every", "30", "--eval-every", "60", "--seeds", "2")
+    a, b = dlx(*args, "--out", "a"), dlx(*args, "--out", "b")
+    assert a.code == 0 and b.code == 0, a.stderr
+    assert strip_timing(a.summary) | {"run": None} == strip_timing(b.summary) | {"run": None}
+    s = a.summary
+    assert len(s["per_seed"]["modes_covered"]) == 2 and len(s["per_seed"]["hq_fraction"]) == 2
+    sp = s["spread"]["modes_covered"]
+    assert sp["n"] == 2 and sp["values"] == s["per_seed"]["modes_covered"]
+    assert sp["mean"] == pytest.approx(s["modes_covered"])
+    assert "std" in sp and "ci95" in sp
+
+
+def test_countermeasures_and_minimax_run(in_tmp):
+    r = dlx("train-gan", "--dataset", "grid25", "--width", "16", "--depth", "2", "--steps", "10", "--log-every", "10",
+            "--eval-every", "10", "--loss", "minimax", "--r1", "1", "--ema", "0.9", "--d-steps", "2",
+            "--lr-g", "5e-4", "--plain", "--json", "--out", "g")
+    assert r.code == 0, r.stderr
+    s = r.summary
+    assert s["modes_total"] == 25 and 0 <= s["hq_fraction"] <= 1
+    cfg = r.event("config")[0]["config"]
+    # --plain: latent 64, no packing, no decay; --lr-g given, --lr-d follows --lr.
+    assert (cfg["latent_dim"], cfg["pack"], cfg["lr_decay"], cfg["lr_g"], cfg["lr_d"]) == (64, 1, "none", 5e-4, 1e-3)
+
+
+def test_digits_judged_and_drawn(in_tmp):
+    args = ("train-gan", "--steps", "4", "--width", "8", "--latent-dim", "8", "--log-every", "2",
+            "--eval-every", "2", "--json")
+    r = dlx(*args, "--out", "d")
+    assert r.code == 0, r.stderr
+    s = r.summary
+    for k in ("class_coverage", "label_entropy", "fd", "d_real", "d_fake", "judge_accuracy", "fd_real_test"):
+        assert np.isfinite(s[k]), k
+    assert 1 <= s["class_coverage"] <= 10 and s["classes_total"] == 10
+    assert 0 <= s["label_entropy"] <= np.log(10) + 1e-6
+    assert s["judge_accuracy"] > 0.9  # the judge is a real digit classifier
+    assert [e["step"] for e in r.event("eval") if "class_coverage" in e] == [2, 4]
+    files = set(os.listdir(in_tmp / "d"))
+    assert {"samples.png", "samples_step000002.png", "samples_step000004.png", "curves.png"} <= files
+    assert "█" in r.stderr or "▓" in r.stderr  # the final grid, drawn in the terminal
+    # The judge now comes from the cache: no judge training, and the same verdict on the
+    # same (untrained, --steps 0) generator as a fresh look at step 0 would give.
+    again = dlx(*args[:2], "0", *args[3:], "--out", "d2")
+    assert again.code == 0, again.stderr
+    assert not [e for e in again.event("train") if e.get("model") == "judge"]
+    assert again.summary["judge_accuracy"] == pytest.approx(s["judge_accuracy"])
+
+
+def test_bench_trainer_is_the_benchmark_dcgan():
+    t = __import__("dlx.tasks.train_gan", fromlist=["bench_trainer"]).bench_trainer(batch=8, width=64)
+    state = jax.eval_shape(t.init, jax.random.PRNGKey(0))
+    g, d = state["g"], state["d"]
+    assert g["dense"]["kernel"].shape == (64, 7 * 7 * 128)
+    assert g["up1"]["kernel"].shape == (4, 4, 128, 64) and g["up2"]["kernel"].shape == (4, 4, 64, 1)
+    assert d["conv1"]["kernel"].shape == (4, 4, 1, 64) and d["conv2"]["kernel"].shape == (4, 4, 64, 128)
+    assert d["out"]["kernel"].shape == (7 * 7 * 128, 1)
+    _, m = jax.eval_shape(t.step, state, jax.numpy.int32(0), t.data)
+    assert set(m) == {"d_loss", "g_loss", "d_real", "d_fake", "grad_norm_d", "grad_norm_g"}
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--dataset", "cifar"], "--dataset must be one of"),
+    (["--seeds", "0"], "--seeds must be a positive integer"),
+    (["--width", "0"], "--width must be a positive integer"),
+    (["--latent-dim", "-1"], "--latent-dim must be a positive integer"),
+    (["--batch-size", "0"], "--batch-size must be a positive integer"),
+    (["--d-steps", "0"], "--d-steps must be a positive integer"),
+    (["--lr-d", "0"], "--lr-d must be a finite number > 0"),
+    (["--ema", "1"], "--ema must lie in"),
+    (["--loss", "wasserstein"], "--loss must be one of"),
+    (["--lr-decay", "cosine"], "--lr-decay must be one of"),
+    (["--pack", "2"], "--pack applies to the 2-D toys"),
+    (["--dataset", "ring8", "--batch-size", "5"], "must be a multiple of --pack"),
+    (["--dataset", "ring8", "--data", "x.npz"], "--data is for mnist"),
+    (["--dataset", "mnist"], "needs --data PATH"),
+    (["--dataset", "mnist", "--data", "/nonexistent/train-images-idx3-ubyte"], "no such file"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(in_tmp, args, needle):
+    r = dlx("train-gan", *args, "--json")
+    assert r.code == 2, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0], r.stderr
+    assert os.listdir(in_tmp) == []
+    assert r.records[-1]["event"] == "error" and r.records[-1]["exit_code"] == 2
+
+
+def test_malformed_data_file(in_tmp):
+    bad = in_tmp / "bad.npz"
+    bad.write_bytes(b"not a zip file at all")
+    r = dlx("train-gan", "--dataset", "fashion-mnist", "--data", str(bad))
+    assert r.code == 2 and "not a readable .npz" in r.stderr
+    np.savez(in_tmp / "small.npz", x=np.zeros((12, 8, 8), np.uint8), y=np.zeros(12, np.uint8))
+    r = dlx("train-gan", "--dataset", "mnist", "--data", str(in_tmp / "small.npz"))
+    assert r.code == 2 and "expected 28x28 images" in r.stderr
+    assert sorted(os.listdir(in_tmp)) == ["bad.npz", "small.npz"]
+
+
+def test_collapse_warning_when_coverage_falls():
+    from types import SimpleNamespace
+
+    from dlx.tasks.train_gan import _warn_collapse
+
+    said = []
+    run = SimpleNamespace(out=SimpleNamespace(warn=said.append))
+    best = {}
+    _warn_collapse(run, best, "class_coverage", [10.0, 9.0])
+    _warn_collapse(run, best, "class_coverage", [10.0, 9.0])
+    assert said == []
+    _warn_collapse(run, best, "class_coverage", [10.0, 6.0])
+    assert len(said) == 1 and "fell from 9 to 6 (seed 1)" in said[0]
