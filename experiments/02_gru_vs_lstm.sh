@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Question: GRU vs LSTM (Chung et al. 2014 found them close): does the GRU have fewer
+#           parameters and faster steps, and at MATCHED parameter counts is its accuracy close
+#           to the LSTM's, on MNIST-1D and on text?
+# Command:  dlx compare-rnn --task mnist1d|text --cells gru,lstm --match-params --seeds $SEEDS --json
+#           (SEEDS=3, compare-rnn's default budget; --match-params gives the GRU the width at
+#           which its whole model has the LSTM's parameter count). "Close": the paired
+#           difference is under 2 accuracy points (mnist1d) or 0.05 bits per character (text).
+#           QUICK=1: mnist1d only, 20 steps, hidden 8, 1 seed.
+# Runtime:  ~5-10 min on a quiet 2-core CPU (full). Not yet run at full budget.
+# Answer last run: not yet run at full budget (see experiments/README.md).
+source "$(dirname "$0")/lib.sh"
+
+if quick; then
+  SEEDS=${SEEDS:-1}; TASKS=${TASKS:-mnist1d}; budget=(--steps 20 --hidden 8 --eval-every 20 --log-every 20)
+else
+  SEEDS=${SEEDS:-3}; TASKS=${TASKS:-mnist1d text}; budget=()
+fi
+
+for task in $TASKS; do
+  run_dlx "$task" task="\"$task\"" -- \
+    compare-rnn --task "$task" --cells gru,lstm --match-params --seeds "$SEEDS" "${budget[@]+"${budget[@]}"}"
+done
+
+analyse <<'PY'
+from expt import paired, paired_str, summaries, table, verdict
+
+CLOSE = {"accuracy": 0.02, "val_bpc": 0.05}
+for s in summaries():
+    task, metric, C = s["task"], s["metric"], s["cells"]
+    table(f"{task} (--match-params, {s['seeds']} seed(s))", ["cell", "hidden", "params", metric, "ms/step"],
+          [[c, C[c]["hidden"], C[c]["params"], C[c][metric], C[c]["ms_per_step"]] for c in ("gru", "lstm")])
+    for v in s["verdicts"]:
+        if v["claim"].startswith(("GRU has fewer", "GRU steps faster")):
+            verdict(f"{task}: {v['claim']}", v["supported"], v["evidence"])
+    d = paired(C["gru"]["per_seed"], C["lstm"]["per_seed"])
+    tol = CLOSE.get(metric, 0.02)
+    if d["ci95"] is None:
+        sup = None
+    else:
+        sup = True if max(abs(d["ci95"][0]), abs(d["ci95"][1])) < tol else False if abs(d["mean"]) > tol else None
+    verdict(f"{task}: GRU and LSTM are close at matched parameters (|GRU - LSTM| < {tol} {metric})", sup,
+            f"GRU {C['gru'][metric]:.4g} ({C['gru']['params']} params) vs LSTM {C['lstm'][metric]:.4g} "
+            f"({C['lstm']['params']} params); paired GRU - LSTM {paired_str(d, '+.4f')}")
+PY
