@@ -143,7 +143,7 @@ def _text_task(seq_len: int, corpus, chars: str | None) -> SeqTask:
     T = seq_len
     need = 2 * (T + 1)  # one training and one validation sequence, each with its next char
     if len(text) < need:
-        raise UsageError(f"--data {corpus.source}: only {len(text)} characters; --seq-len {T} needs at least "
+        raise UsageError(f"--data {corpus.source}: too short, only {len(text)} characters; --seq-len {T} needs at least "
                          f"{need} (one training and one validation sequence)")
     if chars is None:
         chars = "".join(sorted(set(text)))
