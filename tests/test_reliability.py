@@ -126,3 +126,128 @@ def test_bad_invocation_is_one_clear_line_exit_2_and_leaves_nothing(files, in_tm
     assert "Traceback" not in r.stderr
     assert sorted(os.listdir(in_tmp)) == before
     assert not os.path.exists(in_tmp / "runs")
+
+
+# ---- every training command, at a budget of a few seconds ----------------------------------
+# Long enough (many log points) that a signal lands mid-run, small enough to stay cheap.
+QUICK = {
+    "cnn-demo": "--channels 4,8 --hidden 16 --no-mlp-baseline --feature-maps 0 --batch-size 32",
+    "train-lstm": "--task adding --seq-len 10 --hidden 8 --batch-size 16",
+    "compare-rnn": "--task adding --seq-len 10 --hidden 8 --cells rnn,gru --seeds 2 --batch-size 16",
+    "grad-probe": "--depth 3 --width 8 --batch-size 32",
+    "train-gan": "--dataset ring8 --width 16 --batch-size 32",
+}
+
+
+def _args(cmd, steps, log=10, ev=None):
+    return [cmd, *QUICK[cmd].split(), "--steps", str(steps), "--log-every", str(log),
+            "--eval-every", str(ev or steps // 4)]
+
+
+@pytest.mark.parametrize("cmd", sorted(QUICK))
+def test_same_seed_same_summary(in_tmp, cmd):
+    a = dlx(*_args(cmd, 40), "--json", "--out", "a")
+    b = dlx(*_args(cmd, 40), "--json", "--out", "b")
+    assert a.code == 0 and b.code == 0, a.stderr[-1500:] + b.stderr[-1500:]
+    assert strip_timing(a.summary) == strip_timing(b.summary)
+
+
+@pytest.mark.parametrize("cmd", sorted(QUICK))
+def test_sigint_then_resume_equals_uninterrupted(in_tmp, cmd):
+    args = _args(cmd, 600, log=5, ev=50)
+    full = dlx(*args, "--json", "--out", "full")
+    assert full.code == 0, full.stderr[-1500:]
+    p = subprocess.Popen([sys.executable, "-m", "dlx", *args, "--json", "--out", "cut"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sent = False
+    for line in p.stdout:
+        rec = json.loads(line)
+        if rec["event"] == "train" and rec["step"] >= 60:
+            p.send_signal(signal.SIGINT)
+            sent = True
+            break
+    out, err = p.communicate(timeout=300)
+    assert sent and p.returncode == 130, (p.returncode, err[-1500:])
+    assert f"Resume with: dlx {cmd} --resume cut" in err
+    resumed = dlx(cmd, "--resume", "cut", "--json")
+    assert resumed.code == 0, resumed.stderr[-1500:]
+    assert strip_timing(resumed.summary) == strip_timing(full.summary)
+
+
+@pytest.mark.parametrize("cmd", sorted(QUICK))
+def test_closed_stdout_pipe_is_quiet(in_tmp, cmd):
+    line = " ".join([sys.executable, "-m", "dlx", *_args(cmd, 40), "--json"])
+    p = subprocess.run(f"{line} | head -1", shell=True, capture_output=True, text=True, timeout=300)
+    assert json.loads(p.stdout)["event"] == "config"
+    assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr
+
+
+def test_kill_9_during_checkpoint_writes_keeps_a_usable_checkpoint(in_tmp):
+    """Kill the process at random moments of a run that checkpoints every few steps;
+    whatever moment it died at, --resume finds a complete checkpoint and finishes."""
+    args = _args("cnn-demo", 150, log=2, ev=2)
+    for attempt, wait in enumerate((0.2, 0.6)):
+        out = f"k{attempt}"
+        p = subprocess.Popen([sys.executable, "-m", "dlx", *args, "--json", "--out", out],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        for line in p.stdout:
+            if json.loads(line)["event"] == "eval":
+                break
+        time.sleep(wait)  # somewhere inside the stream of checkpoint writes
+        p.kill()
+        p.wait()
+        r = dlx("cnn-demo", "--resume", out, "--json")
+        assert r.code == 0, r.stderr[-1500:]
+        assert r.summary["test_accuracy"] > 0
+
+
+def test_run_killed_before_its_first_checkpoint_restarts_cleanly(in_tmp):
+    p = subprocess.Popen([sys.executable, "-m", "dlx", *_args("cnn-demo", 40), "--json", "--out", "early"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert json.loads(p.stdout.readline())["event"] == "config"  # run dir exists, nothing trained yet
+    p.kill()
+    p.wait()
+    assert not os.listdir("early/checkpoints") if os.path.isdir("early/checkpoints") else True
+    r = dlx("cnn-demo", "--resume", "early", "--json")
+    ref = dlx(*_args("cnn-demo", 40), "--json", "--out", "ref")
+    assert r.code == 0, r.stderr[-1500:]
+    assert strip_timing(r.summary) == strip_timing(ref.summary)
+
+
+def test_concurrent_runs_side_by_side_and_on_one_out(in_tmp):
+    """A sweep with `&`: separate --out directories all finish; a second process given
+    the same --out as a running one refuses with a clear message; all share one
+    compilation cache."""
+    cmd = [sys.executable, "-m", "dlx", *_args("cnn-demo", 200, log=10, ev=100), "--json"]
+    procs = [subprocess.Popen(cmd + ["--seed", str(s), "--out", f"s{s}"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for s in range(3)]
+    time.sleep(0.5)
+    clash = dlx_subprocess(*_args("cnn-demo", 200), "--out", "s0")
+    results = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e[-800:] for _, e in results]
+    assert clash.code == 2 and ("in use by another dlx process" in clash.stderr or "already holds a run" in clash.stderr)
+    losses = {json.loads(o.splitlines()[-1])["test_loss"] for o, _ in results}
+    assert len(losses) == 3
+    assert json.load(open("s0/summary.json"))["event"] == "summary"
+
+
+def test_unwritable_checkpoint_directory_fails_cleanly_and_keeps_earlier_checkpoints(in_tmp):
+    """A disk error mid-run (here: the checkpoint directory replaced by a file after the
+    first checkpoint) ends with one clear message and exit 1; earlier results stay."""
+    args = _args("cnn-demo", 2000, log=10, ev=20)
+    p = subprocess.Popen([sys.executable, "-m", "dlx", *args, "--json", "--out", "ro"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    evals = 0
+    for line in p.stdout:  # the second eval comes after the first checkpoint is complete
+        evals += json.loads(line)["event"] == "eval"
+        if evals == 2:
+            break
+    ck = "ro/checkpoints/cnn"
+    shutil.move(ck, "saved")
+    with open(ck, "w") as f:  # orbax can no longer create step directories under it
+        f.write("not a directory")
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 1, err[-1500:]
+    assert "checkpoint" in err and "Traceback" not in err
+    assert json.loads(out.splitlines()[-1])["event"] == "error"
+    assert os.listdir("saved")  # the checkpoints written before the failure are intact
