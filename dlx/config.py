@@ -64,11 +64,6 @@ class Common:
         return dataclasses.asdict(self)
 
 
-# Fields that describe how a run is watched, not what it computes: they may differ when
-# a run is resumed, and they never enter comparisons of results.
-PRESENTATION_FIELDS = {"json", "quiet", "out", "resume", "force", "log_every", "coordinator", "process_id"}
-
-
 # ---- validators: each raises UsageError naming the option and what it expects ----------
 
 def positive_int(name: str, v: int) -> int:

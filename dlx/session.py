@@ -15,15 +15,19 @@ import os
 import sys
 import time
 
-from dlx.config import PRESENTATION_FIELDS
 from dlx.errors import DlxError, RunFailure, UsageError
 from dlx.output import Output, StdoutClosed, fmt
 from dlx.rundir import RunDir, new_run_id, read_config
 
 
+# Settings a resumed run may be given anew (training longer, logging differently, a new host).
+GROWABLE = {"steps", "log_every", "coordinator", "process_id"}
+
+
 def _merge_resume(cfg, explicit: set[str]):
-    """Continue a saved run: its config wins; only presentation options and --steps
-    (to extend training) may be given anew."""
+    """Continue a saved run: its config wins (also over defaults a command resolves from
+    other options); only output options, and GROWABLE ones typed on the command line, are
+    taken from this invocation."""
     saved = read_config(cfg.resume)
     old = saved["config"]
     if old.get("command") != cfg.command:
@@ -32,7 +36,7 @@ def _merge_resume(cfg, explicit: set[str]):
     merged = {}
     for name in names:
         cur = getattr(cfg, name)
-        if name in PRESENTATION_FIELDS or (name == "steps" and name in explicit):
+        if name in ("json", "quiet", "out", "resume", "force") or (name in explicit and name in GROWABLE):
             merged[name] = cur
             continue
         if name not in old:
