@@ -1,12 +1,9 @@
 #!/usr/bin/env bash
 # Question: do first-layer CNN filters learn to respond to edges? Measured as the mean over
-#           conv1's channels of max |corr(feature map, Sobel gradient magnitude of the input)|
+#           conv1's channels of |corr(feature map, Sobel gradient magnitude of the input)|
 #           on test images, trained against untrained (random init, --steps 0), paired by seed.
 # Command:  dlx cnn-demo --dataset digits --steps 0|1000 --seed s --no-mlp-baseline --json
 #           reading the summary field `edge_correlation`.
-#           NOTE: cnn-demo's summary does not expose that measure yet (nor the feature maps);
-#           it is requested from the cnn-demo owner. Until it lands every verdict here is
-#           "inconclusive: field missing", and the script says so.
 #           SEEDS=3; QUICK=1: 20 steps, tiny channels, 1 seed.
 # Runtime:  ~15 s per run on a quiet 2-core CPU (~1.5 min full).
 # Answer last run: no answer yet (edge_correlation not in cnn-demo's summary).

@@ -89,6 +89,7 @@ def run(cfg, run):
     if cfg.mlp_baseline and cfg.steps > 0:
         summary["mlp"] = _mlp_baseline(cfg, run, data, res.eval["test_accuracy"])
 
+    summary.update(edge_response(graphdef, params, data.x_test[:256]))
     if cfg.feature_maps:
         _feature_maps(run, graphdef, params, data, cfg)
     plots.curves_from_metrics(run.path("metrics.jsonl"), run.path("curves.png"), f"dlx cnn-demo ({cfg.dataset})")
@@ -151,6 +152,38 @@ def _feature_maps(run, graphdef, params, data, cfg) -> None:
             plots.image_grid(np.stack(tiles), run.path(f"feature_maps_conv{li + 1}.png"),
                              f"conv{li + 1} feature maps (channels x position)", rows=n, cmap="viridis",
                              row_labels=[f"label {int(data.y_test[i])}" for i in range(n)])
+
+
+def _edge_map(x):
+    """Edge strength of the inputs x (N, *spatial): Sobel gradient magnitude for images,
+    |central difference| for 1-D signals (zero padding, same size as x)."""
+    if x.ndim == 3:
+        p = jnp.pad(x, ((0, 0), (1, 1), (1, 1)))
+        gx = (p[:, :-2, 2:] + 2 * p[:, 1:-1, 2:] + p[:, 2:, 2:]) - (p[:, :-2, :-2] + 2 * p[:, 1:-1, :-2] + p[:, 2:, :-2])
+        gy = (p[:, 2:, :-2] + 2 * p[:, 2:, 1:-1] + p[:, 2:, 2:]) - (p[:, :-2, :-2] + 2 * p[:, :-2, 1:-1] + p[:, :-2, 2:])
+        return jnp.sqrt(gx ** 2 + gy ** 2)
+    p = jnp.pad(x, ((0, 0), (1, 1)))
+    return jnp.abs(p[:, 2:] - p[:, :-2])
+
+
+def edge_response(graphdef, params, x) -> dict:
+    """Do conv1's filters respond to edges? For each conv1 channel, |Pearson correlation|
+    between its (post-ReLU) feature map and the edge map of the input, over all positions
+    of the given images (the edge map resized to the feature map's grid when stride or
+    valid padding shrink it; a channel that never fires counts 0). Reported: the mean over
+    channels (`edge_correlation`) and the best channel (`edge_correlation_max`)."""
+    x = jnp.asarray(x)
+    maps, _ = nnx.merge(graphdef, params).features(x)
+    f = maps[0]                                         # (N, *spatial', C)
+    e = _edge_map(x[..., 0])                            # (N, *spatial)
+    if e.shape[1:] != f.shape[1:-1]:
+        e = jax.image.resize(e, f.shape[:-1], "linear")
+    f = f.reshape(-1, f.shape[-1])
+    e = e.reshape(-1, 1)
+    fc, ec = f - f.mean(0), e - e.mean(0)
+    denom = jnp.sqrt((fc ** 2).sum(0) * (ec ** 2).sum(0))
+    corr = jnp.where(denom > 0, jnp.abs((fc * ec).sum(0)) / jnp.where(denom > 0, denom, 1.0), 0.0)
+    return {"edge_correlation": float(corr.mean()), "edge_correlation_max": float(corr.max())}
 
 
 def _resize(img, hw):
