@@ -133,7 +133,7 @@ def test_bad_invocation_is_one_clear_line_exit_2_and_leaves_nothing(files, in_tm
 QUICK = {
     "cnn-demo": "--channels 4,8 --hidden 16 --no-mlp-baseline --feature-maps 0 --batch-size 32",
     "train-lstm": "--task adding --seq-len 10 --hidden 8 --batch-size 16",
-    "compare-rnn": "--task adding --seq-len 10 --hidden 8 --cells rnn,gru --seeds 2 --batch-size 16",
+    "compare-rnn": "--task adding --seq-len 10 --hidden 8 --cells gru --seeds 2 --batch-size 16",
     "grad-probe": "--depth 3 --width 8 --batch-size 32",
     "train-gan": "--dataset ring8 --width 16 --batch-size 32",
 }
@@ -144,7 +144,7 @@ def _args(cmd, steps, log=10, ev=None):
             "--eval-every", str(ev or steps // 4)]
 
 
-@pytest.mark.parametrize("cmd", sorted(QUICK))
+@pytest.mark.parametrize("cmd", sorted(set(QUICK) - {"cnn-demo"}))  # cnn-demo: tests/test_run_layer.py
 def test_same_seed_same_summary(in_tmp, cmd):
     a = dlx(*_args(cmd, 40), "--json", "--out", "a")
     b = dlx(*_args(cmd, 40), "--json", "--out", "b")
@@ -185,7 +185,7 @@ def test_closed_stdout_pipe_is_quiet(in_tmp, cmd):
 def test_kill_9_during_checkpoint_writes_keeps_a_usable_checkpoint(in_tmp):
     """Kill the process at random moments of a run that checkpoints every few steps;
     whatever moment it died at, --resume finds a complete checkpoint and finishes."""
-    args = _args("cnn-demo", 150, log=2, ev=2)
+    args = _args("cnn-demo", 100, log=2, ev=2)
     for attempt, wait in enumerate((0.2, 0.6)):
         out = f"k{attempt}"
         p = subprocess.Popen([sys.executable, "-m", "dlx", *args, "--json", "--out", out],
