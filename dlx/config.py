@@ -138,6 +138,23 @@ def float_list(name: str, text: str, check=positive_float) -> tuple[float, ...]:
     return tuple(out)
 
 
+def given(name: str, *, outside: bool = True) -> bool:
+    """Whether the user typed option `name` rather than leaving its default, so a command
+    can resolve other defaults from it (per-dataset, per-task). `outside`: the answer when
+    there is no command line (a direct call)."""
+    try:  # Typer >= 0.16 vendors click: its context is not click's.
+        from typer._click.core import ParameterSource
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - older Typer uses click itself
+        from click import get_current_context
+        from click.core import ParameterSource
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return outside
+    src = ctx.get_parameter_source(name)
+    return src is not None and src != ParameterSource.DEFAULT
+
+
 # ---- the common options, declared once ------------------------------------------------
 
 def _common_parameters(defaults: dict) -> list[inspect.Parameter]:

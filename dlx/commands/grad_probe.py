@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
+from functools import partial
 from dataclasses import dataclass
 from typing import Annotated, Optional
 
 import typer
 
-from dlx.config import Common, choice, command, float_list, int_list, nonneg_float, positive_int, str_list
+from dlx.config import Common, choice, command, float_list, given, int_list, nonneg_float, positive_int, str_list
 from dlx.errors import UsageError
 
 # As dlx.models.mlp.ACTIVATION_NAMES / INITS and dlx.metrics.grads.probe_cell (no JAX here;
@@ -25,18 +26,7 @@ MLP_ONLY = ("depth", "activation", "init", "init_scale", "dataset", "data", "opt
 RNN_ONLY = ("cell", "spectral_radius", "seq_len")
 
 
-def _given(name: str) -> bool:
-    """Whether the user typed this option rather than leaving its default (False outside
-    a command line). Typer >= 0.16 vendors click: its context is not click's."""
-    try:
-        from typer._click.core import ParameterSource
-        from typer._click.globals import get_current_context
-    except ImportError:  # pragma: no cover - older Typer uses click itself
-        from click import get_current_context
-        from click.core import ParameterSource
-    ctx = get_current_context(silent=True)
-    src = ctx.get_parameter_source(name) if ctx is not None else None
-    return src is not None and src != ParameterSource.DEFAULT
+_given = partial(given, outside=False)
 
 
 @dataclass(frozen=True, kw_only=True)

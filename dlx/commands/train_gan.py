@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dlx.config import (Common, choice, command, nonneg_float, positive_float, positive_int,
+from dlx.config import (Common, choice, command, given, nonneg_float, positive_float, positive_int,
                         unit_float)
 from dlx.errors import UsageError
 
@@ -62,18 +62,7 @@ class TrainGanConfig(Common):
     seeds: int = 1
 
 
-def _given(name: str) -> bool:
-    """Whether the user typed this option (rather than leaving its default)."""
-    try:  # Typer >= 0.16 vendors click; older releases use click itself.
-        from typer._click import core
-        from typer._click.globals import get_current_context
-    except ImportError:  # pragma: no cover
-        from click import core, get_current_context
-    ctx = get_current_context(silent=True)
-    if ctx is None:
-        return True
-    src = ctx.get_parameter_source(name)
-    return src is not None and src != core.ParameterSource.DEFAULT
+_given = given
 
 
 @command("train-gan", task="dlx.tasks.train_gan",

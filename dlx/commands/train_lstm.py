@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dlx.config import Common, choice, command, nonneg_float, nonneg_int, positive_int
+from dlx.config import Common, choice, command, given, nonneg_float, nonneg_int, positive_int
 from dlx.errors import UsageError
 
 TASKS = ("text", "adding", "copy", "mnist1d")   # as dlx.tasks.sequence.TASKS (no JAX here)
@@ -46,18 +46,7 @@ class TrainLstmConfig(Common):
     from_run: Optional[str] = None
 
 
-def _given(name: str) -> bool:
-    """Whether the user typed this option (rather than leaving its default)."""
-    try:  # Typer >= 0.16 vendors click; older releases use click itself.
-        from typer._click import core
-        from typer._click.globals import get_current_context
-    except ImportError:  # pragma: no cover
-        from click import core, get_current_context
-    ctx = get_current_context(silent=True)
-    if ctx is None:
-        return True
-    src = ctx.get_parameter_source(name)
-    return src is not None and src != core.ParameterSource.DEFAULT
+_given = given
 
 
 @command("train-lstm", task="dlx.tasks.train_lstm", defaults={k: TEXT[k] for k in
