@@ -112,47 +112,44 @@ def conv_transpose(x, kernel, strides, pads):
     return y
 
 
-class Conv(nnx.Module):
+class _ConvLayer(nnx.Module):
+    """Parameters shared by Conv and ConvTranspose: kernel (k..., in, out), bias (out,),
+    drawn in nnx.Conv's key order, so the same Rngs give the same parameters."""
+
+    def __init__(self, in_features: int, out_features: int, kernel_size: int | Sequence[int],
+                 strides: int | Sequence[int] = 1, *, padding: Padding = "SAME", use_bias: bool = True,
+                 kernel_init=nnx.initializers.lecun_normal(), bias_init=nnx.initializers.zeros_init(),
+                 rngs: nnx.Rngs):
+        self.kernel_size = _tuple(kernel_size, 1 if isinstance(kernel_size, int) else len(kernel_size))
+        self.strides = _tuple(strides, len(self.kernel_size))
+        self.padding = padding if isinstance(padding, str) else tuple(map(tuple, padding))
+        self.kernel = nnx.Param(kernel_init(rngs.params(), (*self.kernel_size, in_features, out_features)))
+        self.bias = nnx.Param(bias_init(rngs.params(), (out_features,))) if use_bias else nnx.data(None)
+
+    def _apply(self, x):
+        raise NotImplementedError
+
+    def __call__(self, x):
+        y = self._apply(x)
+        return y if self.bias is None else y + self.bias[...]
+
+
+class Conv(_ConvLayer):
     """nnx.Conv's parameters and function (no dilation, no groups), computed as
     patches @ kernel. x (N, n..., in) -> (N, o..., out)."""
 
-    def __init__(self, in_features: int, out_features: int, kernel_size: int | Sequence[int],
-                 strides: int | Sequence[int] = 1, *, padding: Padding = "SAME", use_bias: bool = True,
-                 kernel_init=nnx.initializers.lecun_normal(), bias_init=nnx.initializers.zeros_init(),
-                 rngs: nnx.Rngs):
-        self.kernel_size = _tuple(kernel_size, 1 if isinstance(kernel_size, int) else len(kernel_size))
-        d = len(self.kernel_size)
-        self.strides = _tuple(strides, d)
-        self.padding = padding if isinstance(padding, str) else tuple(map(tuple, padding))
-        # Same key order as nnx.Conv, so the same Rngs give the same parameters.
-        self.kernel = nnx.Param(kernel_init(rngs.params(), (*self.kernel_size, in_features, out_features)))
-        self.bias = nnx.Param(bias_init(rngs.params(), (out_features,))) if use_bias else nnx.data(None)
-
-    def __call__(self, x):
+    def _apply(self, x):
         pads = conv_pads(x.shape[1:-1], self.kernel_size, self.strides, self.padding)
-        y = conv(x, self.kernel[...], self.strides, pads)
-        return y if self.bias is None else y + self.bias[...]
+        return conv(x, self.kernel[...], self.strides, pads)
 
 
-class ConvTranspose(nnx.Module):
+class ConvTranspose(_ConvLayer):
     """nnx.ConvTranspose's parameters and function (transpose_kernel=False, no dilation),
     computed as x @ kernel then col2im. x (N, n..., in) -> (N, o..., out)."""
 
-    def __init__(self, in_features: int, out_features: int, kernel_size: int | Sequence[int],
-                 strides: int | Sequence[int] = 1, *, padding: Padding = "SAME", use_bias: bool = True,
-                 kernel_init=nnx.initializers.lecun_normal(), bias_init=nnx.initializers.zeros_init(),
-                 rngs: nnx.Rngs):
-        self.kernel_size = _tuple(kernel_size, 1 if isinstance(kernel_size, int) else len(kernel_size))
-        d = len(self.kernel_size)
-        self.strides = _tuple(strides, d)
-        self.padding = padding if isinstance(padding, str) else tuple(map(tuple, padding))
-        self.kernel = nnx.Param(kernel_init(rngs.params(), (*self.kernel_size, in_features, out_features)))
-        self.bias = nnx.Param(bias_init(rngs.params(), (out_features,))) if use_bias else nnx.data(None)
-
-    def __call__(self, x):
+    def _apply(self, x):
         pads = conv_transpose_pads(self.kernel_size, self.strides, self.padding)
-        y = conv_transpose(x, self.kernel[...], self.strides, pads)
-        return y if self.bias is None else y + self.bias[...]
+        return conv_transpose(x, self.kernel[...], self.strides, pads)
 
 
 def max_pool(x, window: int | Sequence[int], pads: Sequence[tuple[int, int]] | None = None):
