@@ -221,9 +221,13 @@ def test_concurrent_runs_side_by_side_and_on_one_out(in_tmp):
     cmd = [sys.executable, "-m", "dlx", *_args("cnn-demo", 200, log=10, ev=100), "--json"]
     procs = [subprocess.Popen(cmd + ["--seed", str(s), "--out", f"s{s}"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for s in range(3)]
-    time.sleep(0.5)
+    # The config record is written once s0 exists and is locked; only then is the clash a clash
+    # (a fixed sleep raced the first process's start-up on a loaded machine).
+    first = procs[0].stdout.readline()
+    assert json.loads(first)["event"] == "config"
     clash = dlx_subprocess(*_args("cnn-demo", 200), "--out", "s0")
     results = [p.communicate(timeout=600) for p in procs]
+    results[0] = (first + results[0][0], results[0][1])
     assert all(p.returncode == 0 for p in procs), [e[-800:] for _, e in results]
     assert clash.code == 2 and ("in use by another dlx process" in clash.stderr or "already holds a run" in clash.stderr)
     losses = {json.loads(o.splitlines()[-1])["test_loss"] for o, _ in results}
