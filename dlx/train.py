@@ -229,11 +229,15 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
             n = end - pos
             if use_scan is not True and single is None:
                 t = time.perf_counter()
-                single = jstep.lower(state, jnp.int32(pos), data).compile()
-                compile_s += time.perf_counter() - t
-                analysis = _analyse(single, 1)
+                lowered = jstep.lower(state, jnp.int32(pos), data)
                 if use_scan is None:
-                    use_scan = analysis.get("flops", np.inf) < SCAN_BELOW_FLOPS
+                    # Decide from the lowered program's cost: a tiny step that will be scanned
+                    # then costs one compilation (the chunk), not two.
+                    use_scan = _lowered_flops(lowered) < SCAN_BELOW_FLOPS
+                if not use_scan:
+                    single = lowered.compile()
+                    analysis = _analyse(single, 1)
+                compile_s += time.perf_counter() - t
             if use_scan and n not in compiled:
                 t = time.perf_counter()
                 compiled[n] = jchunk.lower(state, jnp.int32(pos), data, n).compile()
@@ -304,6 +308,17 @@ def chunked(step_fn):
         return jax.lax.scan(body, state, jnp.arange(n, dtype=jnp.int32))
 
     return jax.jit(chunk, static_argnums=3, donate_argnums=0)
+
+
+def _lowered_flops(lowered) -> float:
+    """FLOPs of one step from the lowered (not yet compiled) program; inf if unknown, so
+    that an unmeasurable step is dispatched one call each (the safe choice for big steps)."""
+    try:
+        cost = lowered.cost_analysis()
+        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+        return float(cost["flops"])
+    except Exception:
+        return float("inf")
 
 
 def _analyse(compiled, n: int) -> dict:
