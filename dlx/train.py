@@ -220,24 +220,30 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
         shown = {k: v for k, v in last_eval.items() if isinstance(v, (int, float))}
         out.info(f"[dim]step {at}[/] " + "  ".join(f"{k} {_fmt(v)}" for k, v in list(shown.items())[:6]))
 
+    if use_scan is not True and steps > start:
+        t = time.perf_counter()
+        lowered = jstep.lower(state, jnp.int32(start), data)
+        if use_scan is None:
+            # Decide from the lowered program's cost: a tiny step that will be scanned
+            # then costs one compilation (the chunk), not two.
+            use_scan = _lowered_flops(lowered) < SCAN_BELOW_FLOPS
+        if not use_scan:
+            single = lowered.compile()
+            analysis = _analyse(single, 1)
+        compile_s += time.perf_counter() - t
     points = _schedule(start, steps, [log_every, eval_every])
+    # Steps dispatched one call each also log step 1: the first loss (ln(classes) for a
+    # fresh classifier) is on screen within seconds, whatever --log-every is. Scanned steps
+    # do not: a one-step chunk would cost a compilation of its own.
+    first_log = 1 if use_scan is False and steps > 1 else None
+    if first_log is not None and start < first_log and first_log not in points:
+        points = [first_log] + points
     if points:
         out.start_progress(description or trainer.name, total=steps, completed=start)
     with _Signals() as sig:
         pos = start
         for end in points:
             n = end - pos
-            if use_scan is not True and single is None:
-                t = time.perf_counter()
-                lowered = jstep.lower(state, jnp.int32(pos), data)
-                if use_scan is None:
-                    # Decide from the lowered program's cost: a tiny step that will be scanned
-                    # then costs one compilation (the chunk), not two.
-                    use_scan = _lowered_flops(lowered) < SCAN_BELOW_FLOPS
-                if not use_scan:
-                    single = lowered.compile()
-                    analysis = _analyse(single, 1)
-                compile_s += time.perf_counter() - t
             if use_scan and n not in compiled:
                 t = time.perf_counter()
                 compiled[n] = jchunk.lower(state, jnp.int32(pos), data, n).compile()
@@ -270,7 +276,7 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
                 sums[k] = sums.get(k, 0.0) + np.asarray(v, dtype=np.float64).mean(axis=tuple(range(1, np.ndim(v)))).sum()
             count += n
             pos = end
-            if pos % log_every == 0 or pos == steps:
+            if pos % log_every == 0 or pos == steps or pos == first_log:
                 ms = 1e3 * run_s / max(done_steps, 1)
                 last_train = {**_mean_metrics(sums, count), "ms_per_step": round(ms, 4),
                               "examples_per_s": round(trainer.examples_per_step * (seeds or 1) * 1e3 / ms, 1) if ms else None}

@@ -150,7 +150,8 @@ def test_clipping_prevents_divergence_and_never_exceeds_theta(tmp_path):
     assert s["clip_fraction"] > 0.5 and s["max_grad_norm"] > 1  # clipping fired, on large gradients
     assert s["max_clipped_grad_norm"] <= 1 * (1 + 1e-5)
     trains = r.event("train")
-    assert [t["step"] for t in trains] == [10, 20] and all(0 <= t["clipped"] <= 1 for t in trains)
+    # steps dispatched one call each also log step 1 (the first loss on screen at once)
+    assert [t["step"] for t in trains] == [1, 10, 20] and all(0 <= t["clipped"] <= 1 for t in trains)
     # Every eval record holds the per-layer profile at its step; step 0 is the untrained net.
     evals = r.event("eval")
     assert [e["step"] for e in evals] == [0, 10, 20]

@@ -185,7 +185,7 @@ def test_closed_stdout_pipe_is_quiet(in_tmp, cmd):
 def test_kill_9_during_checkpoint_writes_keeps_a_usable_checkpoint(in_tmp):
     """Kill the process at random moments of a run that checkpoints every few steps;
     whatever moment it died at, --resume finds a complete checkpoint and finishes."""
-    args = _args("cnn-demo", 100, log=2, ev=2)
+    args = _args("cnn-demo", 50, log=2, ev=2)  # 25 checkpoints: seconds of writes to land in
     for attempt, wait in enumerate((0.2, 0.6)):
         out = f"k{attempt}"
         p = subprocess.Popen([sys.executable, "-m", "dlx", *args, "--json", "--out", out],

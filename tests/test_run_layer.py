@@ -2,6 +2,7 @@
 equals an uninterrupted run, signals, and run directories that are never clobbered."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -52,6 +53,19 @@ def test_without_json_stdout_is_empty(in_tmp):
     assert r.code == 0 and r.stdout == "" and "test_accuracy" in r.stderr
     q = dlx("cnn-demo", *FAST, "--quiet")
     assert q.code == 0 and q.stdout == "" and q.stderr == ""
+
+
+def test_a_step_dispatched_per_call_logs_step_1_and_a_scanned_one_does_not(in_tmp):
+    """The first loss is on screen within seconds whatever --log-every is (a fresh
+    10-class classifier starts near ln 10); tiny scanned steps keep their one chunk size
+    (a one-step chunk would cost a compilation)."""
+    big = dlx("cnn-demo", *FAST[:-4], "--channels", "16,32", "--hidden", "64", "--json", "--out", "big")
+    tiny = dlx("cnn-demo", *FAST, "--json", "--out", "tiny")
+    assert big.code == 0 and tiny.code == 0, big.stderr[-800:] + tiny.stderr[-800:]
+    first = big.event("train")[0]
+    assert [t["step"] for t in big.event("train")] == [1, 10, 20, 30]
+    assert abs(first["loss"] - math.log(10)) < 0.5
+    assert [t["step"] for t in tiny.event("train")] == [10, 20, 30]
 
 
 def test_same_seed_same_numbers_and_other_seed_differs(in_tmp):
