@@ -65,7 +65,7 @@ def _rnn_relu_pointwise(xp, hw, carry):
 
 # Cells whose gates see xproj_t + hw only as a sum: there d/dxproj_t = d/dhw, and the
 # backward loop need not emit the same (T,B,G*H) array twice.
-_ADDITIVE = (_lstm_pointwise, _rnn_tanh_pointwise, _rnn_relu_pointwise)
+_ADDITIVE = (_lstm_pointwise, _rnn_tanh_pointwise, _rnn_relu_pointwise)  # LSTM: tests, reference
 
 
 def _perturbed(carry, h, delta_t):
@@ -124,6 +124,67 @@ def _recur_bwd(pointwise, unroll, res, cts):
 
 
 _recur.defvjp(_recur_fwd, _recur_bwd)
+
+
+# --- the LSTM's own time loop: its backward reuses the forward's gate activations ---
+#
+# The generic backward above recomputes each step's gates (sigmoid/tanh of (B, 4H)) inside
+# jax.vjp. Transcendentals are a large share of an LSTM step on CPU, so here the forward
+# stores the activated gates a_t = (i, f, N, o) and c_t, and the backward applies the
+# derivatives by hand (sigmoid' = s(1-s), tanh' = 1-t^2): 120-128 vs 132-134 ms for
+# forward+backward of T=128, B=32, H=256 (same sitting, 2-core CPU).
+
+def _lstm_forward(unroll, W, xproj, carry0, delta):
+    def body(carry, inp):
+        c, h = carry
+        xp, d = inp
+        i, f, n, o = _lstm_gates(xp, h @ W)
+        c = f * c + i * n
+        h = o * jnp.tanh(c)
+        if d is not None:
+            h = h + d
+        return (c, h), (h, c, jnp.concatenate([i, f, n, o], axis=-1))
+    return jax.lax.scan(body, carry0, (xproj, delta), unroll=unroll)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _lstm_recur(unroll, W, xproj, carry0, delta):
+    """As `_recur` for the LSTM: (final (c, h), hs (T,B,H))."""
+    final, (hs, _, _) = _lstm_forward(unroll, W, xproj, carry0, delta)
+    return final, hs
+
+
+def _lstm_recur_fwd(unroll, W, xproj, carry0, delta):
+    final, (hs, cs, acts) = _lstm_forward(unroll, W, xproj, carry0, delta)
+    return (final, hs), (W, carry0, hs, cs, acts, delta)
+
+
+def _lstm_recur_bwd(unroll, res, cts):
+    W, (c0, h0), hs, cs, acts, delta = res
+    (dc_last, dh_last), d_hs = cts
+    c_prev = jnp.concatenate([c0[None], cs[:-1]])             # (T, B, H): c_{t-1}
+    h_prev = jnp.concatenate([h0[None], hs[:-1]])             # (T, B, H): h_{t-1} as carried
+
+    def body(carry, inp):
+        dc, dh_next = carry                                   # from step t+1
+        d_h, a, c, cp = inp
+        dh = d_h + dh_next                                    # d loss / d h_t
+        i, f, n, o = jnp.split(a, 4, axis=-1)
+        tc = jnp.tanh(c)
+        dc = dc + dh * o * (1.0 - tc * tc)                    # d loss / d c_t
+        dz = jnp.concatenate([dc * n * i * (1.0 - i),         # pre-activation cotangents
+                              dc * cp * f * (1.0 - f),
+                              dc * i * (1.0 - n * n),
+                              dh * tc * o * (1.0 - o)], axis=-1)
+        return (dc * f, dz @ W.T), (dz, dh)
+
+    (dc0, dh0), (dz, dh) = jax.lax.scan(body, (dc_last, dh_last), (d_hs, acts, cs, c_prev),
+                                        reverse=True, unroll=unroll)
+    d_W = jnp.einsum("tbh,tbg->hg", h_prev, dz)               # one product after the loop
+    return d_W, dz, (dc0, dh0), (None if delta is None else dh)
+
+
+_lstm_recur.defvjp(_lstm_recur_fwd, _lstm_recur_bwd)
 
 
 # --- initializers ---
@@ -216,6 +277,11 @@ class LSTMCell(_Cell):
         super().__init__(in_features, hidden, rngs=rngs, unroll=unroll)
         # A positive forget bias makes the cell remember by default early in training.
         self.b[...] = self.b[...].at[hidden:2 * hidden].add(forget_bias)
+
+    def scan_time_major(self, xs, carry=None, *, hidden_perturbation=None):
+        if carry is None:
+            carry = self.initial_carry(xs.shape[1])
+        return _lstm_recur(self.unroll, self.W[...], self.project(xs), tuple(carry), hidden_perturbation)
 
     def __call__(self, xs, carry=None, *, hidden_perturbation=None, return_gates: bool = False):
         """As the other cells; with return_gates=True also a dict of (T,) arrays: the mean
