@@ -96,6 +96,14 @@ class Run:
         assert self.dir is not None, "run.start() first"
         return self.dir.file(name)
 
+    def checkpoint_path(self, name: str) -> str:
+        """Where `name`'s checkpoints go. Multi-host: every process saves into process 0's
+        run directory (orbax writes one checkpoint collectively; the directory must be on
+        storage all hosts share, as for any multi-host JAX checkpoint)."""
+        if getattr(self.cfg, "num_processes", 1) > 1:
+            return os.path.abspath(os.path.join(self.cfg.out, "checkpoints", name))
+        return self.path(os.path.join("checkpoints", name))
+
     def emit(self, event: str, record: dict) -> dict:
         return self.out.emit(event, record)
 
@@ -130,15 +138,31 @@ def execute(cfg, task_name: str, *, explicit: set[str] = frozenset()) -> None:
         if getattr(cfg, "num_processes", 1) > 1:
             import jax
 
-            # Every process runs the same command; the mesh then spans all hosts' devices.
+            if not cfg.out:
+                raise UsageError("a multi-host run needs --out: the same run directory on every host "
+                                 "(on storage they share)")
+
+            # Native libraries (gloo) print connection notices on file descriptor 1: point
+            # it at stderr and keep the real stdout for our JSON records only.
+            data_fd = os.dup(1)
+            os.dup2(2, 1)
+            sys.stdout = os.fdopen(data_fd, "w", buffering=1)
+            # Every process runs the same command; the mesh then spans all hosts' devices
+            # (on CPU hosts the collectives between processes go over gloo/TCP).
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
             jax.distributed.initialize(coordinator_address=cfg.coordinator, num_processes=cfg.num_processes,
                                        process_id=cfg.process_id)
-        if getattr(cfg, "devices", 1) > 1:
+        devices = getattr(cfg, "devices", 1)
+        if getattr(cfg, "num_processes", 1) > 1 and devices == 1:
+            import jax
+
+            devices = jax.device_count()  # all processes' devices: one data-parallel mesh
+        if devices > 1:
             from dlx.train import set_devices
 
-            if cfg.batch_size % cfg.devices:
-                raise UsageError(f"--batch-size {cfg.batch_size} must be a multiple of --devices {cfg.devices}")
-            set_devices(cfg.devices)
+            if cfg.batch_size % devices:
+                raise UsageError(f"--batch-size {cfg.batch_size} must be a multiple of --devices {devices} (the devices in use)")
+            set_devices(devices)
         task = importlib.import_module(task_name)
         run = Run(cfg, out, run_id or new_run_id(cfg.command))
         out.run_id = run.run_id

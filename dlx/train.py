@@ -174,7 +174,7 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
         init = lambda _k: jax.vmap(trainer.init)(keys)  # noqa: E731
         step_fn = jax.vmap(trainer.step, in_axes=(0, None, None))
 
-    ckpt = Checkpointer(run.path(os.path.join("checkpoints", trainer.name))) if run.dir is not None else None
+    ckpt = Checkpointer(run.checkpoint_path(trainer.name)) if run.dir is not None else None
     meta: dict = {}
     start = 0
     if ckpt is not None and ckpt.latest_step() is not None:

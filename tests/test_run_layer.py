@@ -223,6 +223,35 @@ def test_data_parallel_over_four_cpu_devices_matches_one_device(in_tmp):
     assert bad.code == 2 and "multiple of --devices" in bad.stderr
 
 
+def test_two_processes_on_loopback_train_one_model_like_one_device(in_tmp):
+    """Multi-host as on a cluster, here two processes of this machine joined by
+    jax.distributed (gloo collectives on CPU): one data-parallel mesh over both, one
+    checkpoint written collectively into the shared --out, JSON Lines only from process 0
+    and nothing but JSON on its stdout, and the numbers of a one-device run."""
+    import socket
+
+    with socket.socket() as s_:
+        s_.bind(("127.0.0.1", 0))
+        port = s_.getsockname()[1]
+    args = ["cnn-demo", "--steps", "20", "--log-every", "10", "--eval-every", "10", "--no-mlp-baseline",
+            "--feature-maps", "0", "--channels", "4,8", "--hidden", "16", "--json"]
+    multi = [*args, "--out", "mh", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}  # one CPU device per process
+    procs = [subprocess.Popen([sys.executable, "-m", "dlx", *multi, "--process-id", str(i)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (1, 0)]
+    (out1, err1), (out0, err0) = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], err0[-800:] + err1[-800:]
+    recs = [json.loads(line) for line in out0.splitlines()]   # every stdout line is a record
+    assert out1 == "" and recs[-1]["event"] == "summary"
+    assert recs[0]["devices"] == ["cpu:0 cpu", "cpu:2048 cpu"]
+    assert sorted(os.listdir("mh/checkpoints/cnn")) == ["10", "20"]
+    one = dlx(*args, "--out", "one")
+    assert recs[-1]["test_accuracy"] == pytest.approx(one.summary["test_accuracy"], abs=1 / 359)
+    assert recs[-1]["test_loss"] == pytest.approx(one.summary["test_loss"], rel=1e-4)
+    no_out = dlx_subprocess(*args, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", "0")
+    assert no_out.code == 2 and "needs --out" in no_out.stderr
+
+
 def test_epoch_order_draws_what_epoch_batch_draws():
     from dlx.train import epoch_order, first_order
 
