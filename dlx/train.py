@@ -19,7 +19,6 @@ data and noise the uninterrupted one would have.
 from __future__ import annotations
 
 import math
-import os
 import signal
 import time
 from dataclasses import dataclass, field

@@ -21,7 +21,6 @@ from __future__ import annotations
 import itertools
 from typing import Sequence
 
-import jax
 import jax.numpy as jnp
 from flax import nnx
 from jax import lax

@@ -20,7 +20,6 @@ import optax
 from flax import nnx
 
 from dlx import plots, stats
-from dlx.errors import UsageError
 from dlx.metrics import gan as metrics
 from dlx.models.gan import Discriminator, Generator, MLPDiscriminator, MLPGenerator
 from dlx.train import Trainer, epoch_batch, fit, param_count, shard_batch
