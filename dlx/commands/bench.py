@@ -10,7 +10,8 @@ import typer
 from dlx.config import choice, command, nonneg_int, positive_int
 from dlx.errors import UsageError
 
-WORKLOADS = ("lstm", "gru", "rnn", "dcgan", "cnn")
+WORKLOADS = ("lstm", "gru", "rnn", "dcgan", "cnn")   # the PyTorch reference workloads (default)
+SMALL = ("ring8", "adding")   # steps small enough that dispatch, not arithmetic, sets their speed
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,6 +28,7 @@ class BenchConfig:
     warmup: int = 5
     scan: int = 10
     seed: int = 0
+    seeds: int = 1
     json: bool = False
     quiet: bool = False
     out: Optional[str] = None
@@ -40,7 +42,7 @@ class BenchConfig:
          help="Time one training step of each workload (the very step functions the commands train with): "
               "compile time, ms/step, examples/s, GFLOP/s and the fraction of this device's matmul peak.")
 def bench(
-    workloads: Annotated[Optional[list[str]], typer.Argument(help=f"Any of: {' '.join(WORKLOADS)} (default: all).",
+    workloads: Annotated[Optional[list[str]], typer.Argument(help=f"Any of: {' '.join(WORKLOADS + SMALL)} (default: {' '.join(WORKLOADS)}).",
                                                              show_default=False)] = None,
     batch: Annotated[Optional[int], typer.Option(help="Batch size (default per workload: 32 for lstm/gru/rnn, 64 dcgan, 128 cnn).")] = None,
     seq: Annotated[int, typer.Option(help="Sequence length (recurrent workloads).")] = 128,
@@ -52,12 +54,13 @@ def bench(
     warmup: Annotated[int, typer.Option(help="Untimed steps first.")] = 5,
     scan: Annotated[int, typer.Option(help="Also time the loop's form: this many steps per compiled call (0: skip).")] = 10,
     seed: Annotated[int, typer.Option(help="Seed for the random weights and data.")] = 0,
+    seeds: Annotated[int, typer.Option(help="Time N models vmapped in one program, as --seeds N trains them.")] = 1,
     json: Annotated[bool, typer.Option("--json", help="JSON Lines on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Nothing for people on stderr.")] = False,
 ) -> BenchConfig:
     names = tuple(workloads) if workloads else WORKLOADS
     for w in names:
-        choice("WORKLOAD", w, WORKLOADS)
+        choice("WORKLOAD", w, WORKLOADS + SMALL)
     if len(set(names)) != len(names):
         raise UsageError(f"WORKLOAD listed twice: {' '.join(names)}")
     if batch is not None:
@@ -68,5 +71,7 @@ def bench(
     nonneg_int("--warmup", warmup)
     nonneg_int("--scan", scan)
     nonneg_int("--seed", seed)
+    positive_int("--seeds", seeds)
     return BenchConfig(workloads=names, batch=batch, seq=seq, hidden=hidden, embed=embed, vocab=vocab,
-                       width=width, steps=steps, warmup=warmup, scan=scan, seed=seed, json=json, quiet=quiet)
+                       width=width, steps=steps, warmup=warmup, scan=scan, seed=seed, seeds=seeds,
+                       json=json, quiet=quiet)

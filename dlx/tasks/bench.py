@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from dlx.train import chunked, param_count
 
-DEFAULT_BATCH = {"lstm": 32, "gru": 32, "rnn": 32, "dcgan": 64, "cnn": 128}
+DEFAULT_BATCH = {"lstm": 32, "gru": 32, "rnn": 32, "dcgan": 64, "cnn": 128, "ring8": 128, "adding": 32}
 
 
 
@@ -37,6 +37,21 @@ def _dcgan(cfg, batch):
     return bench_trainer(batch=batch, width=cfg.width), {"batch": batch, "width": cfg.width}
 
 
+def _ring8(cfg, batch):
+    from dlx.tasks.train_gan import toy_bench_trainer
+
+    return toy_bench_trainer(batch=batch), {"batch": batch, "width": 128}
+
+
+def _adding(cfg, batch):
+    from dlx.tasks.sequence import make_task, recurrent_trainer
+
+    # train-lstm --task adding with its defaults: LSTM of 64, T = 100.
+    task = make_task("adding", seq_len=100)
+    trainer, _ = recurrent_trainer(task, cell="lstm", hidden=64, lr=3e-3, batch_size=batch, evaluate=False)
+    return trainer, {"batch": batch, "seq": 100, "hidden": 64}
+
+
 def _cnn(cfg, batch):
     from dlx.tasks.cnn_demo import bench_trainer
 
@@ -45,7 +60,7 @@ def _cnn(cfg, batch):
 
 # Each workload is built by the command that trains it.
 BUILDERS = {"lstm": _recurrent("lstm"), "gru": _recurrent("gru"), "rnn": _recurrent("rnn"),
-            "dcgan": _dcgan, "cnn": _cnn}
+            "dcgan": _dcgan, "cnn": _cnn, "ring8": _ring8, "adding": _adding}
 
 
 def matmul_peak(n: int = 2048, reps: int = 5) -> float:
@@ -65,11 +80,18 @@ def _block(tree):
     jax.tree.map(lambda x: x.block_until_ready(), tree)
 
 
-def time_trainer(trainer, *, steps: int, warmup: int, scan: int, seed: int = 0) -> dict:
+def time_trainer(trainer, *, steps: int, warmup: int, scan: int, seed: int = 0, seeds: int = 1) -> dict:
+    """Times of trainer.step; with seeds > 1, of the step of `seeds` models vmapped in one
+    program, as `fit(..., seeds=N)` trains them (ms_per_step is then per step of all N)."""
     key = jax.random.PRNGKey(seed)
-    state = jax.jit(trainer.init)(key)
+    init, step_fn = trainer.init, trainer.step
+    if seeds > 1:
+        keys = jax.random.split(key, seeds)
+        init = lambda _k: jax.vmap(trainer.init)(keys)  # noqa: E731
+        step_fn = jax.vmap(trainer.step, in_axes=(0, None, None))
+    state = jax.jit(init)(key)
     data = jax.device_put(trainer.data)
-    step = jax.jit(trainer.step, donate_argnums=0)
+    step = jax.jit(step_fn, donate_argnums=0)
     t = time.perf_counter()
     compiled = step.lower(state, jnp.int32(0), data).compile()
     compile_s = time.perf_counter() - t
@@ -88,11 +110,12 @@ def time_trainer(trainer, *, steps: int, warmup: int, scan: int, seed: int = 0) 
     _block((state, m))
     ms = (time.perf_counter() - t) / steps * 1e3
     res = {"compile_s": round(compile_s, 3), "ms_per_step": round(ms, 3),
-           "examples_per_s": round(trainer.examples_per_step * 1e3 / ms, 1),
+           "examples_per_s": round(trainer.examples_per_step * seeds * 1e3 / ms, 1),
            "gflops_per_step": round(flops / 1e9, 4), "gflop_per_s": round(flops / 1e9 / (ms / 1e3), 2),
-           "params": param_count(state["params"]) if isinstance(state, dict) and "params" in state else None}
+           "params": param_count(state["params"]) if isinstance(state, dict) and "params" in state else None,
+           "seeds": seeds}
     if scan:
-        chunk = chunked(trainer.step)
+        chunk = chunked(step_fn)
         t = time.perf_counter()
         c = chunk.lower(state, jnp.int32(i), data, scan).compile()
         res["compile_scan_s"] = round(time.perf_counter() - t, 3)
@@ -116,7 +139,8 @@ def run(cfg, run):
     results = {}
     for name in cfg.workloads:
         trainer, shape = BUILDERS[name](cfg, cfg.batch or DEFAULT_BATCH[name])
-        r = time_trainer(trainer, steps=cfg.steps, warmup=cfg.warmup, scan=cfg.scan, seed=cfg.seed)
+        r = time_trainer(trainer, steps=cfg.steps, warmup=cfg.warmup, scan=cfg.scan, seed=cfg.seed,
+                         seeds=cfg.seeds)
         r["fraction_of_peak"] = round(r["gflop_per_s"] / peak, 4)
         r["shape"] = shape
         results[name] = r

@@ -1,0 +1,23 @@
+"""`dlx bench` end to end, at tiny shapes (timings themselves are measured, never asserted)."""
+
+from tests.helpers import dlx
+
+
+def test_bench_reports_every_documented_field_and_times_vmapped_seeds(in_tmp):
+    r = dlx("bench", "rnn", "ring8", "--batch", "4", "--seq", "4", "--hidden", "8", "--embed", "4",
+            "--steps", "2", "--warmup", "1", "--scan", "2", "--seeds", "2", "--json")
+    assert r.code == 0, r.stderr[-1500:]
+    s = r.summary
+    assert s["matmul_peak_gflop_per_s"] > 0 and s["platform"] == "cpu"
+    assert set(s["workloads"]) == {"rnn", "ring8"}
+    for name, w in s["workloads"].items():
+        for field in ("compile_s", "ms_per_step", "ms_per_step_scanned", "examples_per_s", "gflops_per_step",
+                      "gflop_per_s", "fraction_of_peak"):
+            assert w[field] > 0, (name, field, w)
+        assert w["seeds"] == 2
+    # examples/s counts every seed's batch
+    rnn = s["workloads"]["rnn"]
+    assert rnn["shape"] == {"batch": 4, "seq": 4, "hidden": 8, "embed": 4, "vocab": 65}
+    assert abs(rnn["examples_per_s"] - 2 * 4 * 1e3 / rnn["ms_per_step"]) / rnn["examples_per_s"] < 0.01
+    assert [e["workload"] for e in r.event("eval")] == ["rnn", "ring8"]
+    assert not (in_tmp / "runs").exists()  # bench writes no run directory
