@@ -140,4 +140,6 @@ def test_collapse_warning_when_coverage_falls():
     _warn_collapse(run, best, "class_coverage", [10.0, 9.0])
     assert said == []
     _warn_collapse(run, best, "class_coverage", [10.0, 6.0])
-    assert len(said) == 1 and "fell from 9 to 6 (seed 1)" in said[0]
+    assert len(said) == 1 and "9 -> 6 (seed 1)" in said[0]
+    _warn_collapse(run, best, "class_coverage", [7.0, 5.0])   # both seeds fell: still one line
+    assert len(said) == 2 and "10 -> 7 (seed 0), 9 -> 5 (seed 1)" in said[1]

@@ -259,13 +259,15 @@ def run(cfg, run):
 
 
 def _warn_collapse(run, best: dict, name: str, values: list) -> None:
-    """Warn when a seed covers fewer modes / classes than it did at an earlier eval."""
+    """Warn, in one line per eval, when seeds cover fewer modes / classes than their best
+    at an earlier eval."""
     prev = best.get(name)
     if prev is not None:
-        for s, (was, now) in enumerate(zip(prev, values)):
-            if now < was:
-                run.out.warn(f"mode collapse setting in: {name} fell from {was:g} to {now:g}"
-                             + (f" (seed {s})" if len(values) > 1 else ""))
+        fell = [(s, was, now) for s, (was, now) in enumerate(zip(prev, values)) if now < was]
+        if fell:
+            what = ", ".join(f"{was:g} -> {now:g}" + (f" (seed {s})" if len(values) > 1 else "")
+                             for s, was, now in fell)
+            run.out.warn(f"mode collapse setting in: {name} below its best: {what}")
         best[name] = [max(a, b) for a, b in zip(prev, values)]
     else:
         best[name] = list(values)
