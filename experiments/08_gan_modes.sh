@@ -7,11 +7,14 @@
 #           defaults: ring8 4000 steps, grid25 8000, packing 2; SEEDS=3, vmapped in one program).
 #           "Near 0.5": |D - 0.5| < 0.1 (mean over the last logging window and the seeds).
 #           QUICK=1: ring8 only, 20 steps, width 16, 1 seed.
-# Runtime:  ~5-15 min on a quiet 2-core CPU (full; grid25 dominates). ring8 alone, 3 seeds:
-#           5 min on the loaded shared machine.
-# Answer last run (2026-11-26, DATASETS=ring8 SEEDS=3; grid25 not yet run at full budget):
-#           ring8 8, 8, 8 of 8 modes (PacGAN Table 1: GAN 6.3, best PacGAN 7.8), high-quality
-#           fraction 0.861; D(x) 0.507, D(G(z)) 0.493: all three claims supported.
+# Runtime:  ~3-6 min on the 2-core CPU (grid25 alone, 3 seeds: 90 s on 2026-11-26; ring8 alone:
+#           5 min on the loaded shared machine the day before).
+# Answer last run (2026-11-26, SEEDS=3, default budgets): ring8 8, 8, 8 of 8 modes (PacGAN
+#           Table 1: GAN 6.3, best PacGAN 7.8), high-quality fraction 0.861; D(x) 0.507,
+#           D(G(z)) 0.493. grid25 (90 s for 3 vmapped seeds): 23, 22, 23 of 25 (22.67 ± 0.58;
+#           GAN 17.3, PacGAN 24.8), HQ 0.144; D(x) 0.501, D(G(z)) 0.499. Supported: more modes
+#           than the plain GAN on both, D -> 0.5 on both; not supported: PacGAN's 24.8 on grid25
+#           (train-gan --dataset grid25 --steps 16000 reaches 24.8, HQ 0.65).
 source "$(dirname "$0")/lib.sh"
 
 if quick; then
