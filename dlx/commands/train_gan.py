@@ -25,7 +25,8 @@ DATASETS = IMAGES + TOYS
 #   digits  DCGAN width 32, latent 32, batch 64, lr 1e-3, 1500 steps: 10/10 classes,
 #           label entropy 2.27, 75 CPU-seconds including the one-off judge training.
 #   mnist / fashion-mnist: the DCGAN paper's settings (width 64, latent 64, lr 2e-4);
-#           not measured here (no 28x28 data on the build machine).
+#           measured once on the MNIST test set used as training data (3,000 steps): 10/10
+#           classes, label entropy 2.19, fd 105.7 (real test 3.4): digit-like strokes.
 # An option the user gives explicitly always wins.
 DATASET_DEFAULTS = {
     "ring8": {"steps": 4000, "batch_size": 128, "lr": 1e-3, "log_every": 200, "eval_every": 1000,
