@@ -187,6 +187,64 @@ def _lstm_recur_bwd(unroll, res, cts):
 _lstm_recur.defvjp(_lstm_recur_fwd, _lstm_recur_bwd)
 
 
+# --- the GRU's own time loop, by the same recipe ---
+#
+# The forward stores (r, z, n, h W_n) per step; the backward applies the derivatives by hand
+# and emits the recurrent-side cotangent (r, z and r * dn parts) plus the input-side dn once.
+
+def _gru_forward(unroll, W, xproj, carry0, delta):
+    def body(carry, inp):
+        (h,) = carry
+        xp, d = inp
+        xr, xz, xn = jnp.split(xp, 3, axis=-1)
+        hr, hz, hn = jnp.split(h @ W, 3, axis=-1)
+        r = jax.nn.sigmoid(xr + hr)
+        z = jax.nn.sigmoid(xz + hz)
+        n = jnp.tanh(xn + r * hn)
+        h = (1.0 - z) * n + z * h
+        if d is not None:
+            h = h + d
+        return (h,), (h, jnp.concatenate([r, z, n, hn], axis=-1))
+    return jax.lax.scan(body, carry0, (xproj, delta), unroll=unroll)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _gru_recur(unroll, W, xproj, carry0, delta):
+    """As `_recur` for the GRU: (final (h,), hs (T,B,H))."""
+    final, (hs, _) = _gru_forward(unroll, W, xproj, carry0, delta)
+    return final, hs
+
+
+def _gru_recur_fwd(unroll, W, xproj, carry0, delta):
+    final, (hs, acts) = _gru_forward(unroll, W, xproj, carry0, delta)
+    return (final, hs), (W, carry0, hs, acts, delta)
+
+
+def _gru_recur_bwd(unroll, res, cts):
+    W, (h0,), hs, acts, delta = res
+    (dh_last,), d_hs = cts
+    h_prev = jnp.concatenate([h0[None], hs[:-1]])             # (T, B, H): h_{t-1} as carried
+
+    def body(dh_next, inp):
+        d_h, a, hp = inp
+        dh = d_h + dh_next                                    # d loss / d h_t
+        r, z, n, hn = jnp.split(a, 4, axis=-1)
+        dn = dh * (1.0 - z) * (1.0 - n * n)                   # through n's tanh
+        d_hw = jnp.concatenate([dn * hn * r * (1.0 - r),      # r's pre-activation
+                                dh * (hp - n) * z * (1.0 - z),  # z's pre-activation
+                                dn * r], axis=-1)             # h W_n, scaled by r
+        return dh * z + d_hw @ W.T, (d_hw, dn, dh)
+
+    dh0, (d_hw, dn, dh) = jax.lax.scan(body, dh_last, (d_hs, acts, h_prev), reverse=True, unroll=unroll)
+    H = dn.shape[-1]
+    d_xproj = jnp.concatenate([d_hw[..., :2 * H], dn], axis=-1)
+    d_W = jnp.einsum("tbh,tbg->hg", h_prev, d_hw)             # one product after the loop
+    return d_W, d_xproj, (dh0,), (None if delta is None else dh)
+
+
+_gru_recur.defvjp(_gru_recur_fwd, _gru_recur_bwd)
+
+
 # --- initializers ---
 
 def _blockwise_orthogonal(key, hidden, num_gates):
@@ -263,6 +321,11 @@ class GRUCell(_Cell):
 
     num_gates = 3
     _pointwise = staticmethod(_gru_pointwise)
+
+    def scan_time_major(self, xs, carry=None, *, hidden_perturbation=None):
+        if carry is None:
+            carry = self.initial_carry(xs.shape[1])
+        return _gru_recur(self.unroll, self.W[...], self.project(xs), tuple(carry), hidden_perturbation)
 
 
 class LSTMCell(_Cell):
