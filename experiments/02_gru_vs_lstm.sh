@@ -7,14 +7,17 @@
 #           which its whole model has the LSTM's parameter count). "Close": the paired
 #           difference is under 2 accuracy points (mnist1d) or 0.05 bits per character (text).
 #           QUICK=1: mnist1d only, 20 steps, hidden 8, 1 seed.
-# Runtime:  ~5-10 min on a quiet 2-core CPU (full); mnist1d alone took 3.5 min on the loaded
-#           shared machine.
-# Answer last run (2026-11-26, TASKS=mnist1d SEEDS=3, 600 steps; text not yet run at full
-#           budget): fewer parameters supported (same width 64: GRU 13,322 vs LSTM 17,546).
-#           At matched parameters (GRU H=74, 17,622; LSTM H=64, 17,546): GRU 0.950 vs LSTM
-#           0.861 accuracy, paired +0.089 [95% CI +0.045, +0.132]: NOT close, the GRU is
-#           better at this budget; GRU 38 ms vs LSTM 31.5 ms per step: faster not supported
-#           (wider GRU; timed on a loaded machine).
+# Runtime:  ~8-10 min on the 2-core CPU (full): text alone took 4.9 min (2026-11-26), mnist1d
+#           alone 3.5 min on the loaded shared machine.
+# Answer last run (2026-11-26, SEEDS=3, 600 steps): fewer parameters supported on both
+#           (width 64: mnist1d GRU 13,322 vs LSTM 17,546; text 49,560 vs 60,312). At matched
+#           parameters the GRU is NOT close but better: mnist1d GRU (H=74) 0.950 vs LSTM 0.861
+#           accuracy, paired +0.089 [95% CI +0.045, +0.132]; text GRU (H=77) 2.062 vs LSTM
+#           2.199 val_bpc, paired -0.137 [-0.240, -0.035]. Faster steps not supported: text
+#           GRU 258 vs LSTM 168 ms per step, mnist1d 38 vs 31.5 ms; those GRU times predate the
+#           GRU's hand-written backward (dlx bench gru 167-171 -> 141-146 ms); in a re-run
+#           after it the text GRU took 140 ms per step (the LSTM part of that re-run did not
+#           finish: see experiments/README.md).
 source "$(dirname "$0")/lib.sh"
 
 if quick; then
