@@ -12,12 +12,10 @@
 # Answer last run (2026-11-26, SEEDS=3, 600 steps): fewer parameters supported on both
 #           (width 64: mnist1d GRU 13,322 vs LSTM 17,546; text 49,560 vs 60,312). At matched
 #           parameters the GRU is NOT close but better: mnist1d GRU (H=74) 0.950 vs LSTM 0.861
-#           accuracy, paired +0.089 [95% CI +0.045, +0.132]; text GRU (H=77) 2.062 vs LSTM
-#           2.199 val_bpc, paired -0.137 [-0.240, -0.035]. Faster steps not supported: text
-#           GRU 258 vs LSTM 168 ms per step, mnist1d 38 vs 31.5 ms; those GRU times predate the
-#           GRU's hand-written backward (dlx bench gru 167-171 -> 141-146 ms); in a re-run
-#           after it the text GRU took 140 ms per step (the LSTM part of that re-run did not
-#           finish: see experiments/README.md).
+#           accuracy, paired +0.089 [95% CI +0.045, +0.132]; text GRU (H=77) 2.061 vs LSTM
+#           2.199 val_bpc, paired -0.138 [-0.239, -0.037]. Faster steps: text GRU 114 vs LSTM
+#           110 ms per step (3 seeds, wider GRU): inconclusive (within 5%); mnist1d 38 vs
+#           31.5 ms (an earlier run, before the GRU's hand-written backward): not supported.
 source "$(dirname "$0")/lib.sh"
 
 if quick; then
