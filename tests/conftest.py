@@ -6,7 +6,13 @@ import tempfile
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("DLX_CACHE_DIR", tempfile.mkdtemp(prefix="dlx-test-cache-"))
 
+import jax  # noqa: E402
 import pytest  # noqa: E402
+
+# Start this process's backend now, with the default XLA flags: in-process dlx calls then
+# cannot change it (dlx sets flags for a backend it starts, e.g. single-threaded Eigen for
+# --seeds N), whichever test happens to run first on a worker.
+jax.devices()
 
 from tests.helpers import DlxResult, dlx, dlx_subprocess  # noqa: E402,F401
 

@@ -37,11 +37,20 @@ def dlx(*args: str) -> DlxResult:
 
     out, err = io.StringIO(), io.StringIO()
     code = 0
+    # dlx sets XLA_FLAGS for the backend it is about to start (host device count, Eigen
+    # threads); here the backend already runs, so restore them: they must not leak into
+    # the subprocesses later tests start.
+    flags = os.environ.get("XLA_FLAGS")
     with redirect_stdout(out), redirect_stderr(err):
         try:
             main(list(args))
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        finally:
+            if flags is None:
+                os.environ.pop("XLA_FLAGS", None)
+            else:
+                os.environ["XLA_FLAGS"] = flags
     return DlxResult(code, out.getvalue(), err.getvalue())
 
 

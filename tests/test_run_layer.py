@@ -233,7 +233,7 @@ def test_two_processes_on_loopback_train_one_model_like_one_device(in_tmp):
     args = ["cnn-demo", "--steps", "20", "--log-every", "10", "--eval-every", "10", "--no-mlp-baseline",
             "--feature-maps", "0", "--channels", "4,8", "--hidden", "16", "--json"]
     multi = [*args, "--out", "mh", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}  # one CPU device per process
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}  # one CPU device per process, whatever the parent has
     procs = [subprocess.Popen([sys.executable, "-m", "dlx", *multi, "--process-id", str(i)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (1, 0)]
     (out1, err1), (out0, err0) = [p.communicate(timeout=300) for p in procs]
