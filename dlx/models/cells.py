@@ -10,7 +10,10 @@ and splits a step into the recurrent product `hw = h_{t-1} @ W` and an elementwi
 `pointwise(xproj_t, hw, carry)`. The time loop is a `jax.lax.scan` (compile time does not
 grow with T) under a custom VJP whose backward pass emits the per-step gate cotangents and
 forms dW as one (H, T*B) @ (T*B, G*H) product after the loop, instead of autodiff's
-per-step accumulation of a (H, G*H) cotangent in the loop carry.
+per-step accumulation of a (H, G*H) cotangent in the loop carry. The RNN uses the generic
+loop (`_recur`, whose backward re-runs `pointwise` under `jax.vjp`); the LSTM and GRU have
+their own (`_lstm_recur`, `_gru_recur`), whose forward stores the gate activations so the
+backward applies the derivatives by hand instead of recomputing the transcendentals.
 
 Carries are tuples whose last element is the hidden state h: LSTM (c, h), GRU and RNN (h,).
 """
@@ -65,7 +68,7 @@ def _rnn_relu_pointwise(xp, hw, carry):
 
 # Cells whose gates see xproj_t + hw only as a sum: there d/dxproj_t = d/dhw, and the
 # backward loop need not emit the same (T,B,G*H) array twice.
-_ADDITIVE = (_lstm_pointwise, _rnn_tanh_pointwise, _rnn_relu_pointwise)  # LSTM: tests, reference
+_ADDITIVE = (_rnn_tanh_pointwise, _rnn_relu_pointwise)
 
 
 def _perturbed(carry, h, delta_t):
