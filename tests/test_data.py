@@ -1,0 +1,53 @@
+"""28x28 image files as users hand them to `--data` (MNIST's own IDX files, gzipped or not,
+with the labels file beside; or an npz): read into float images in [0, 1] with every image
+still paired with its label. No JAX: these tests are about the files."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+
+from dlx.data import image_file
+
+
+def _images(n: int) -> tuple[np.ndarray, np.ndarray]:
+    # Image i is filled with the value 20 * label + 1, so a pairing can be checked after shuffling.
+    y = (np.arange(n) * 7) % 10
+    x = np.repeat((20 * y + 1).astype(np.uint8)[:, None, None], 28, 1).repeat(28, 2)
+    return x, y.astype(np.uint8)
+
+
+def _idx(arr: np.ndarray) -> bytes:
+    return bytes([0, 0, 0x08, arr.ndim]) + struct.pack(">" + "I" * arr.ndim, *arr.shape) + arr.tobytes()
+
+
+def _paired(d) -> None:
+    for x, y in ((d.x_train, d.y_train), (d.x_test, d.y_test)):
+        assert x.dtype == np.float32 and x.shape[1:] == (28, 28, 1)
+        np.testing.assert_allclose(x[:, 0, 0, 0] * 255.0, 20 * y + 1, rtol=1e-6)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_images_with_labels_beside_split_five_to_one(tmp_path, gz):
+    x, y = _images(60)
+    suffix = ".gz" if gz else ""
+    write = (lambda p, b: p.write_bytes(gzip.compress(b))) if gz else (lambda p, b: p.write_bytes(b))
+    write(tmp_path / f"t10k-images-idx3-ubyte{suffix}", _idx(x))
+    write(tmp_path / f"t10k-labels-idx1-ubyte{suffix}", _idx(y))
+    d = image_file("mnist", str(tmp_path / f"t10k-images-idx3-ubyte{suffix}"))
+    assert (len(d.x_train), len(d.x_test)) == (50, 10)   # one set: 5:1, as the README says
+    assert 0.0 < d.x_train.min() and d.x_train.max() <= 1.0
+    assert sorted(np.concatenate([d.y_train, d.y_test]).tolist()) == sorted(y.tolist())
+    _paired(d)
+    assert image_file("mnist", str(tmp_path / f"t10k-images-idx3-ubyte{suffix}")).y_test.tolist() == d.y_test.tolist()
+
+
+def test_npz_with_train_and_test_arrays_keeps_them(tmp_path):
+    x, y = _images(30)
+    np.savez(tmp_path / "f.npz", x_train=x[:20], y_train=y[:20], x_test=x[20:], y_test=y[20:])
+    d = image_file("fashion-mnist", str(tmp_path / "f.npz"))
+    assert d.y_train.tolist() == y[:20].tolist() and d.y_test.tolist() == y[20:].tolist()
+    _paired(d)
