@@ -19,15 +19,8 @@ def compile_cache_enabled() -> bool:
     return os.environ.get("DLX_COMPILE_CACHE", "1").lower() not in ("0", "false", "no", "off")
 
 
-def setup_jax(devices: int = 1, seeds: int = 1) -> None:
+def setup_jax(devices: int = 1) -> None:
     """Configure JAX before first use. Idempotent."""
-    if (seeds > 1 and os.environ.get("JAX_PLATFORMS", "cpu") == "cpu"
-            and "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", "")):
-        # XLA:CPU's multi-threaded Eigen pool can wedge on vmapped programs: the result never
-        # materialises and every thread sleeps (seen twice here in long vmapped compare-rnn
-        # runs; the same hang and this workaround: PyAutoFit issue #1528). Single-threaded
-        # Eigen measured no slower on vmapped gru and dcgan steps (2-core CPU, 2026-11-26).
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
     if devices > 1 and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
         # On a CPU-only machine, expose N host devices so --devices N works there too.
         if os.environ.get("JAX_PLATFORMS", "cpu") == "cpu":

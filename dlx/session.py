@@ -134,7 +134,7 @@ def execute(cfg, task_name: str, *, explicit: set[str] = frozenset()) -> None:
             cfg, run_id = _merge_resume(cfg, explicit)
         from dlx import runtime
 
-        runtime.setup_jax(getattr(cfg, "devices", 1), getattr(cfg, "seeds", 1) or 1)
+        runtime.setup_jax(getattr(cfg, "devices", 1))
         if getattr(cfg, "num_processes", 1) > 1:
             import jax
 

@@ -37,8 +37,8 @@ def dlx(*args: str) -> DlxResult:
 
     out, err = io.StringIO(), io.StringIO()
     code = 0
-    # dlx sets XLA_FLAGS for the backend it is about to start (host device count, Eigen
-    # threads); here the backend already runs, so restore them: they must not leak into
+    # dlx sets XLA_FLAGS for the backend it is about to start (the host device
+    # count for --devices N); here the backend already runs, so restore them: they must not leak into
     # the subprocesses later tests start.
     flags = os.environ.get("XLA_FLAGS")
     with redirect_stdout(out), redirect_stderr(err):

@@ -104,6 +104,29 @@ def test_param_counts_follow_the_formulas():
     assert param_count("gru", 64, 256) < param_count("lstm", 64, 256)
 
 
+def _vmapped_init(kind):
+    def init(key):
+        return nnx.state(CELLS[kind](X, H, rngs=nnx.Rngs(key)), nnx.Param)
+    return jax.jit(jax.vmap(init))
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_recurrent_weights_come_from_one_batched_qr(kind):
+    """Several batched QRs in one program (the per-gate blocks, vmapped over --seeds) could
+    deadlock XLA:CPU's LAPACK calls on its intra-op thread pool: a compare-rnn run hung at a
+    cell's first step; this init program hung within 100 calls. One QR for all the blocks."""
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    hlo = _vmapped_init(kind).lower(keys).compile().as_text()      # after inlining: one call each
+    for routine in ("geqrf", "orgqr"):
+        assert hlo.count(f'custom_call_target="lapack_s{routine}') == 1, routine
+    W = np.asarray(_vmapped_init(kind)(keys)["W"][...])            # (seeds, H, G*H)
+    for w in W:
+        for g in range(w.shape[1] // H):                            # each gate's block is orthogonal
+            block = w[:, g * H:(g + 1) * H]
+            np.testing.assert_allclose(block.T @ block, np.eye(H), atol=1e-5)
+    assert not np.allclose(W[0], W[1])                              # and differs per seed
+
+
 def test_forget_bias_is_applied():
     cell = LSTMCell(X, H, rngs=nnx.Rngs(0), forget_bias=1.0)
     b = np.asarray(cell.b[...]).reshape(4, H)          # rows: i, f, N, o

@@ -258,18 +258,3 @@ def test_epoch_order_draws_what_epoch_batch_draws():
     for i in range(12):  # across three epochs of 4 batches (2 left over each epoch)
         idx, order = epoch_order(key, jnp.int32(i), 50, 12, order)
         assert idx.tolist() == epoch_batch(key, jnp.int32(i), 50, 12).tolist()
-
-
-def test_vmapped_seeds_on_cpu_use_single_threaded_eigen_unless_the_user_chose(monkeypatch):
-    """Work-around for XLA:CPU's Eigen pool wedging on vmapped programs (see runtime.py)."""
-    from dlx import runtime
-
-    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
-    monkeypatch.setenv("XLA_FLAGS", "")
-    runtime.setup_jax(1, 1)
-    assert "multi_thread_eigen" not in os.environ["XLA_FLAGS"]
-    runtime.setup_jax(1, 3)
-    assert "--xla_cpu_multi_thread_eigen=false" in os.environ["XLA_FLAGS"]
-    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=true")
-    runtime.setup_jax(1, 3)
-    assert os.environ["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=true"
