@@ -12,16 +12,14 @@
 #             affine maps softmax regression computes (W2 W1 has rank <= 10 either way); only the
 #             parameterisation, and so the optimisation path, differs. Its step 0 is a random net.)
 #           Defaults STEPS=4000, SEEDS=2. QUICK=1: 30 steps, 1 seed, small models.
-# Runtime:  ~3-4 min on a quiet 2-core CPU at STEPS=3000 SEEDS=1 (7 min on the loaded shared
-#           machine, 2026-11-26); the defaults (4000 steps, 2 seeds) take about twice that.
+# Runtime:  2 min 7 s on the 2-core CPU at STEPS=3000 SEEDS=1 (2026-11-26, beside another
+#           sweep); the defaults (4000 steps, 2 seeds) take about three times that.
 # Answer last run (2026-11-26, STEPS=3000 SEEDS=1; the paper's architectures and budgets are
-#           not dlx's, e.g. dlx's MLP has a single hidden layer): logistic regression 0.329 (paper 0.32), MLP 0.579
-#           (best width 256; paper 0.68), CNN 0.873 (paper 0.94), GRU 0.962 (paper 0.91).
-#           Reaches the paper: logistic and GRU yes, MLP and CNN no (-0.10, -0.07). Ranking
-#           differs: dlx's GRU beats its CNN. That run used cnn-demo's default CNN; the CNN
-#           settings now in this script reached 0.921 in `dlx cnn-demo --dataset mnist1d
-#           --kernel 5 --channels 32,64 --hidden 128 --steps 3000` (README); the script has not
-#           been re-run with them.
+#           not dlx's, e.g. dlx's MLP has a single hidden layer): logistic regression 0.329
+#           (paper 0.32), MLP 0.579 (best width 256; paper 0.68), CNN 0.917 (kernel 5, channels
+#           32,64, hidden 128; paper 0.94), GRU 0.961 (paper 0.91). Reaches the paper (at most
+#           5 points below): logistic, CNN and GRU yes, MLP no (-0.10). Ranking differs from the
+#           paper's: logistic < MLP < CNN < GRU (dlx's GRU beats its CNN).
 source "$(dirname "$0")/lib.sh"
 
 if quick; then
