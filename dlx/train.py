@@ -4,7 +4,8 @@ A task describes training as pure functions (`Trainer`); `fit` does the rest:
 
 * runs `lax.scan` over a chunk of steps inside one compiled call, so small models are
   not dominated by per-step dispatch; chunks end exactly at log / eval points;
-* vmaps over `seeds` independent runs (init, data order, noise) in the same program;
+* vmaps over `seeds` independent runs (data order, noise) in the same program, each
+  initialised from its own key (`seeded`);
 * moves values to the host only at chunk ends (metrics) and at evaluations;
 * reports compile time apart from step time, and throughput;
 * stops on a NaN/Inf metric naming the first bad step, keeping the last good checkpoint;
@@ -161,17 +162,26 @@ def _mean_metrics(sums: dict, count: int) -> dict:
     return {k: float(v / max(count, 1)) for k, v in sums.items()}
 
 
+def seeded(trainer: Trainer, key: jax.Array, seeds: int | None):
+    """(init, step) for one run, or for `seeds` runs stacked on a leading axis: the step
+    vmapped, the init mapped over the seeds' keys one after another (lax.map; the same
+    values as vmap). Not vmapped because an initializer's linear algebra then becomes
+    batched LAPACK calls, and XLA:CPU can deadlock on several at once, each waiting for
+    batch items it queued on the intra-op thread pool the others occupy (a recurrent net's
+    orthogonal gate blocks: runs hung at a cell's first step). init(key) ignores its
+    argument when seeds is given (the keys come from `key`)."""
+    if seeds is None:
+        return trainer.init, trainer.step
+    keys = jax.random.split(key, seeds)
+    return (lambda _k: jax.lax.map(trainer.init, keys),
+            jax.vmap(trainer.step, in_axes=(0, None, None)))
+
 def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_every: int,
         seeds: int | None = None, description: str | None = None) -> FitResult:
     """Train `trainer` for `steps` steps (or continue it from its checkpoint)."""
     out = run.out
     key = jax.random.PRNGKey(seed)
-    if seeds is None:
-        init, step_fn = trainer.init, trainer.step
-    else:
-        keys = jax.random.split(key, seeds)
-        init = lambda _k: jax.vmap(trainer.init)(keys)  # noqa: E731
-        step_fn = jax.vmap(trainer.step, in_axes=(0, None, None))
+    init, step_fn = seeded(trainer, key, seeds)
 
     ckpt = Checkpointer(run.checkpoint_path(trainer.name)) if run.dir is not None else None
     meta: dict = {}

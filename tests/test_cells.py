@@ -104,27 +104,28 @@ def test_param_counts_follow_the_formulas():
     assert param_count("gru", 64, 256) < param_count("lstm", 64, 256)
 
 
-def _vmapped_init(kind):
-    def init(key):
-        return nnx.state(CELLS[kind](X, H, rngs=nnx.Rngs(key)), nnx.Param)
-    return jax.jit(jax.vmap(init))
+def test_seeded_init_makes_no_batched_lapack_call():
+    """Several batched QRs in one XLA:CPU program can deadlock (each waits on the intra-op
+    pool the others occupy): a compare-rnn run with --seeds 3 hung at a cell's first step,
+    and a vmapped LSTM init program hung within 100 calls. `seeded` (what fit
+    and bench use for --seeds) initialises the runs one after another: every QR is a single matrix."""
+    import re
 
+    from dlx.train import Trainer, seeded
 
-@pytest.mark.parametrize("kind", ["gru", "lstm"])
-def test_recurrent_weights_come_from_one_batched_qr(kind):
-    """Several batched QRs in one program (the per-gate blocks, vmapped over --seeds) could
-    deadlock XLA:CPU's LAPACK calls on its intra-op thread pool: a compare-rnn run hung at a
-    cell's first step; this init program hung within 100 calls. One QR for all the blocks."""
-    keys = jax.random.split(jax.random.PRNGKey(0), 3)
-    hlo = _vmapped_init(kind).lower(keys).compile().as_text()      # after inlining: one call each
-    for routine in ("geqrf", "orgqr"):
-        assert hlo.count(f'custom_call_target="lapack_s{routine}') == 1, routine
-    W = np.asarray(_vmapped_init(kind)(keys)["W"][...])            # (seeds, H, G*H)
-    for w in W:
-        for g in range(w.shape[1] // H):                            # each gate's block is orthogonal
-            block = w[:, g * H:(g + 1) * H]
-            np.testing.assert_allclose(block.T @ block, np.eye(H), atol=1e-5)
-    assert not np.allclose(W[0], W[1])                              # and differs per seed
+    def init(key):  # two stacked LSTMs: 8 orthogonal gate blocks, as compare-rnn --layers 2
+        return nnx.state(RecurrentNet("lstm", X, H, X, layers=2, rngs=nnx.Rngs(key)), nnx.Param)
+
+    seeded_init, _ = seeded(Trainer(init=init, step=lambda s, i, d: (s, {})), jax.random.PRNGKey(0), 3)
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)                       # what seeded splits
+    hlo = jax.jit(seeded_init).lower(keys[0]).compile().as_text()
+    batch_dims = re.findall(r'custom_call_target="lapack_s(?:geqrf|orgqr)[^\n]*num_batch_dims="(\d+)"', hlo)
+    assert len(batch_dims) == 16 and set(batch_dims) == {"0"}, batch_dims    # 8 QRs, unbatched
+    stacked, vmapped = seeded_init(None), jax.vmap(init)(keys)              # the same numbers
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(stacked), jax.tree.leaves(vmapped)))
+    W = np.asarray(stacked["cells"][0]["W"][...])                                # (seeds, H, 4H)
+    np.testing.assert_allclose(W[1][:, :H].T @ W[1][:, :H], np.eye(H), atol=1e-5)
+    assert not np.allclose(W[0], W[1])
 
 
 def test_forget_bias_is_applied():

@@ -252,14 +252,10 @@ _gru_recur.defvjp(_gru_recur_fwd, _gru_recur_bwd)
 
 def _blockwise_orthogonal(key, hidden, num_gates):
     # One orthogonal (H, H) block per gate, so each gate's recurrence starts norm-preserving.
-    # The blocks come from ONE batched QR (vmap over the gates' keys; the same numbers as a
-    # loop of single QRs): several independent batched QRs in one XLA:CPU program (a loop
-    # here, vmapped over --seeds) can deadlock, each LAPACK call waiting on the intra-op
-    # thread pool that the other calls occupy (seen as a run hanging at a cell's first step).
+    # Single (unbatched) QRs: see `seeded` in dlx/train.py for why none may be batched.
     keys = jax.random.split(key, num_gates)
     init = nnx.initializers.orthogonal()
-    blocks = jax.vmap(lambda k: init(k, (hidden, hidden), jnp.float32))(keys)   # (G, H, H)
-    return jnp.moveaxis(blocks, 0, 1).reshape(hidden, num_gates * hidden)
+    return jnp.concatenate([init(k, (hidden, hidden), jnp.float32) for k in keys], axis=1)
 
 
 class _Cell(nnx.Module):

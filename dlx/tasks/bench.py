@@ -13,7 +13,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from dlx.train import chunked, param_count
+from dlx.train import chunked, param_count, seeded
 
 DEFAULT_BATCH = {"lstm": 32, "gru": 32, "rnn": 32, "dcgan": 64, "cnn": 128, "ring8": 128, "adding": 32}
 
@@ -84,11 +84,7 @@ def time_trainer(trainer, *, steps: int, warmup: int, scan: int, seed: int = 0, 
     """Times of trainer.step; with seeds > 1, of the step of `seeds` models vmapped in one
     program, as `fit(..., seeds=N)` trains them (ms_per_step is then per step of all N)."""
     key = jax.random.PRNGKey(seed)
-    init, step_fn = trainer.init, trainer.step
-    if seeds > 1:
-        keys = jax.random.split(key, seeds)
-        init = lambda _k: jax.vmap(trainer.init)(keys)  # noqa: E731
-        step_fn = jax.vmap(trainer.step, in_axes=(0, None, None))
+    init, step_fn = seeded(trainer, key, seeds if seeds > 1 else None)
     state = jax.jit(init)(key)
     data = jax.device_put(trainer.data)
     step = jax.jit(step_fn, donate_argnums=0)
