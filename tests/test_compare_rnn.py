@@ -89,6 +89,7 @@ def test_summary_has_the_documented_fields(three):
     r, out = three
     s = r.summary
     assert s["task"] == "adding" and s["metric"] == "mse" and s["seq_lens"] == [12] and s["seq_len"] == 12
+    assert s["baseline"] == pytest.approx(1 / 6)        # on the metric: always predicting 1
     assert set(s["cells"]) == set(CELLS)
     for cell in CELLS:
         c = s["cells"][cell]
@@ -210,3 +211,13 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(in_tmp, args, needle):
     assert len(lines) == 1 and needle in lines[0], r.stderr
     assert os.listdir(in_tmp) == []
     assert r.records and r.records[-1]["event"] == "error" and r.records[-1]["exit_code"] == 2
+
+
+def test_baseline_is_on_the_metric():
+    """The summary's `baseline` sits beside `metric`: for copy that is accuracy (1 of 8
+    symbols guessed), not the task's cross-entropy baseline, which train-lstm reports."""
+    from dlx.tasks.compare_rnn import metric_baseline
+    from dlx.tasks.sequence import make_task
+
+    assert metric_baseline(make_task("copy", seq_len=25)) == pytest.approx(1 / 8)
+    assert metric_baseline(make_task("adding", seq_len=25)) == pytest.approx(1 / 6)
