@@ -65,6 +65,7 @@ TRANSPOSE_CASES = [
     ((5, 4), 2, 3, (3, 2), (3, 2), ((1, 0), (0, 3))),
     ((4, 5), 2, 3, (3, 3), (1, 2), "VALID"),
     ((6,), 3, 2, (4,), (2,), "SAME"),  # 1-D
+    ((4,), 2, 2, (2,), (3,), "VALID"),  # kernel shorter than the stride: a phase with no tap
 ]
 
 

@@ -9,8 +9,8 @@ run far slower. Here every conv is slices (or pads) of the input plus one matmul
     conv:            patches (N, o..., K*in) = the K = prod(k) shifted, strided slices
                      of the padded input; y = patches @ kernel (K*in, out)
     transposed conv: cols (N, n..., K*out) = x @ kernel (in, K*out); y = sum over the K
-                     taps of cols[tap] placed at o = s*i + lo - j (a pad with interior
-                     s - 1), i.e. col2im
+                     taps of cols[tap] placed at o = s*i + lo - j, i.e. col2im, done per
+                     output phase (o mod s) on the small grid, then interleaved
 
 Their autodiff is again slices, pads and two matmuls, all of which XLA:CPU fuses or
 hands to its multi-threaded matmul. Spatial axes: any number (1-D, 2-D, 3-D).
@@ -95,20 +95,28 @@ def conv_transpose(x, kernel, strides, pads):
     ks, cin, cout = kernel.shape[:d], kernel.shape[-2], kernel.shape[-1]
     n = x.shape[1:-1]
     out = tuple((m - 1) * s + 1 + lo + hi - k + 1 for m, s, (lo, hi), k in zip(n, strides, pads, ks))
-    # x[i] reaches y[s*i + lo - j] through tap j.
+    # x[i] reaches y[s*i + lo - j] through tap j. Writing lo - j = s*q + a (0 <= a < s), tap j
+    # lands on output phase a (y[s*m + a], m = i + q): each phase is a sum of the taps'
+    # columns shifted by q on the small (M = ceil(o/s)) grid, and the phases interleave
+    # into y (depth-to-space). No full-size pads with interior zeros: those made this layer
+    # 5-10x slower on XLA:CPU (dcgan's first transposed conv, forward 50-66 ms).
     w = jnp.moveaxis(kernel.reshape(-1, cin, cout), 1, 0).reshape(cin, -1)  # (in, K*out)
     cols = (x.reshape(-1, cin) @ w).reshape(*x.shape[:-1], -1, cout)  # (N, n..., K, out)
     zero = jnp.zeros((), x.dtype)
-    y = None
+    M = tuple(-(-o // s) for o, s in zip(out, strides))
+    phases: dict[tuple[int, ...], jnp.ndarray] = {}
     for t, offs in enumerate(itertools.product(*(range(k) for k in ks))):
-        cfg = [(0, 0, 0)]
-        for m, s, (lo, _), o, j in zip(n, strides, pads, out, offs):
-            low = lo - j
-            cfg.append((low, o - (low + (m - 1) * s + 1), s - 1))
-        cfg.append((0, 0, 0))
-        placed = lax.pad(cols[..., t, :], zero, cfg)  # (N, o..., out)
-        y = placed if y is None else y + placed
-    return y
+        a = tuple((lo - j) % s for (lo, _), j, s in zip(pads, offs, strides))
+        q = tuple((lo - j - ai) // s for (lo, _), j, s, ai in zip(pads, offs, strides, a))
+        cfg = [(0, 0, 0), *((qi, Mi - m - qi, 0) for qi, Mi, m in zip(q, M, n)), (0, 0, 0)]
+        placed = lax.pad(cols[..., t, :], zero, cfg)  # (N, M..., out)
+        phases[a] = placed if a not in phases else phases[a] + placed
+    empty = jnp.zeros((x.shape[0], *M, cout), x.dtype)
+    grid = [phases.get(a, empty) for a in itertools.product(*(range(s) for s in strides))]
+    y = jnp.stack(grid, axis=1).reshape(x.shape[0], *strides, *M, cout)   # (N, s..., M..., out)
+    perm = [0] + [p for i in range(d) for p in (1 + d + i, 1 + i)] + [1 + 2 * d]
+    y = y.transpose(perm).reshape(x.shape[0], *(Mi * s for Mi, s in zip(M, strides)), cout)
+    return y[(slice(None), *(slice(0, o) for o in out), slice(None))]
 
 
 class _ConvLayer(nnx.Module):
