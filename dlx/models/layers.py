@@ -19,8 +19,10 @@ hands to its multi-threaded matmul. Spatial axes: any number (1-D, 2-D, 3-D).
 from __future__ import annotations
 
 import itertools
+from functools import partial
 from typing import Sequence
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
 from jax import lax
@@ -68,13 +70,41 @@ def _dims(d: int):
     return (f"N{spatial}C", f"{spatial}IO", f"N{spatial}C")
 
 
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _lax_conv(pads, x, kernel):
+    """Stride-1 lax conv whose kernel gradient is one (in, N*o...) @ (N*o..., out) product per
+    tap (slices of the padded input against dy) instead of XLA:CPU's backward-filter conv:
+    64x14x14x32 -> 64 channels, 3x3, batch 128: 20-30 ms vs 37-42 ms."""
+    d = kernel.ndim - 2
+    return lax.conv_general_dilated(x, kernel, (1,) * d, pads, dimension_numbers=_dims(d))
+
+
+def _lax_conv_fwd(pads, x, kernel):
+    return _lax_conv(pads, x, kernel), (x, kernel)
+
+
+def _lax_conv_bwd(pads, res, g):
+    x, kernel = res
+    d = kernel.ndim - 2
+    ks, cin, cout = kernel.shape[:d], kernel.shape[-2], kernel.shape[-1]
+    _, vjp_x = jax.vjp(lambda x_: lax.conv_general_dilated(x_, kernel, (1,) * d, pads, dimension_numbers=_dims(d)), x)
+    (dx,) = vjp_x(g)
+    xp = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)))
+    out, gm = g.shape[1:-1], g.reshape(-1, cout)
+    taps = [lax.slice(xp, (0, *offs, 0), (xp.shape[0], *(a + o for a, o in zip(offs, out)), cin)).reshape(-1, cin).T @ gm
+            for offs in itertools.product(*(range(k) for k in ks))]          # each (in, out)
+    return dx, jnp.stack(taps).reshape(*ks, cin, cout)
+
+
+_lax_conv.defvjp(_lax_conv_fwd, _lax_conv_bwd)
+
 def conv(x, kernel, strides, pads):
     """Cross-correlation of x (N, n..., in) with kernel (k..., in, out): (N, o..., out),
     o = floor((n + lo + hi - k) / s) + 1, exactly lax.conv_general_dilated's result."""
     d = kernel.ndim - 2
     ks, cin, cout = kernel.shape[:d], kernel.shape[-2], kernel.shape[-1]
     if all(s == 1 for s in strides) and cin >= LAX_MIN_CHANNELS and d <= 3:
-        return lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=_dims(d))
+        return _lax_conv(tuple(pads), x, kernel)
     xp = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)))
     out = tuple((n - k) // s + 1 for n, k, s in zip(xp.shape[1:-1], ks, strides))
     taps = []
