@@ -162,26 +162,25 @@ def _mean_metrics(sums: dict, count: int) -> dict:
     return {k: float(v / max(count, 1)) for k, v in sums.items()}
 
 
-def seeded(trainer: Trainer, key: jax.Array, seeds: int | None):
+def seeded(trainer: Trainer, seeds: int | None):
     """(init, step) for one run, or for `seeds` runs stacked on a leading axis: the step
-    vmapped, the init mapped over the seeds' keys one after another (lax.map; the same
-    values as vmap). Not vmapped because an initializer's linear algebra then becomes
+    vmapped, init(key) mapped over split(key, seeds) one seed after another (lax.map; the
+    same values as vmap). Not vmapped because an initializer's linear algebra then becomes
     batched LAPACK calls, and XLA:CPU can deadlock on several at once, each waiting for
     batch items it queued on the intra-op thread pool the others occupy (a recurrent net's
-    orthogonal gate blocks: runs hung at a cell's first step). init(key) ignores its
-    argument when seeds is given (the keys come from `key`)."""
+    orthogonal gate blocks: runs hung at a cell's first step)."""
     if seeds is None:
         return trainer.init, trainer.step
-    keys = jax.random.split(key, seeds)
-    return (lambda _k: jax.lax.map(trainer.init, keys),
+    return (lambda key: jax.lax.map(trainer.init, jax.random.split(key, seeds)),
             jax.vmap(trainer.step, in_axes=(0, None, None)))
+
 
 def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_every: int,
         seeds: int | None = None, description: str | None = None) -> FitResult:
     """Train `trainer` for `steps` steps (or continue it from its checkpoint)."""
     out = run.out
     key = jax.random.PRNGKey(seed)
-    init, step_fn = seeded(trainer, key, seeds)
+    init, step_fn = seeded(trainer, seeds)
 
     ckpt = Checkpointer(run.checkpoint_path(trainer.name)) if run.dir is not None else None
     meta: dict = {}

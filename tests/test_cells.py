@@ -116,14 +116,15 @@ def test_seeded_init_makes_no_batched_lapack_call():
     def init(key):  # two stacked LSTMs: 8 orthogonal gate blocks, as compare-rnn --layers 2
         return nnx.state(RecurrentNet("lstm", X, H, X, layers=2, rngs=nnx.Rngs(key)), nnx.Param)
 
-    seeded_init, _ = seeded(Trainer(init=init, step=lambda s, i, d: (s, {})), jax.random.PRNGKey(0), 3)
-    keys = jax.random.split(jax.random.PRNGKey(0), 3)                       # what seeded splits
-    compiled = jax.jit(seeded_init).lower(keys[0]).compile()
+    seeded_init, _ = seeded(Trainer(init=init, step=lambda s, i, d: (s, {})), 3)
+    key = jax.random.PRNGKey(0)
+    keys = jax.random.split(key, 3)                                         # what seeded splits
+    compiled = jax.jit(seeded_init).lower(key).compile()
     hlo = compiled.as_text()
     batch_dims = re.findall(r'custom_call_target="lapack_s(?:geqrf|orgqr)[^\n]*num_batch_dims="(\d+)"', hlo)
     assert len(batch_dims) == 16 and set(batch_dims) == {"0"}, batch_dims    # 8 QRs, unbatched
     # The same numbers as each seed's own init (what vmap gave too; not run here: it can hang).
-    stacked, one = compiled(keys[0]), jax.jit(init)(keys[1])
+    stacked, one = compiled(key), jax.jit(init)(keys[1])
     assert all(np.array_equal(a[1], b) for a, b in zip(jax.tree.leaves(stacked), jax.tree.leaves(one)))
     W = np.asarray(stacked["cells"][0]["W"][...])                                # (seeds, H, 4H)
     np.testing.assert_allclose(W[1][:, :H].T @ W[1][:, :H], np.eye(H), atol=1e-5)

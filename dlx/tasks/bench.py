@@ -84,7 +84,7 @@ def time_trainer(trainer, *, steps: int, warmup: int, scan: int, seed: int = 0, 
     """Times of trainer.step; with seeds > 1, of the step of `seeds` models vmapped in one
     program, as `fit(..., seeds=N)` trains them (ms_per_step is then per step of all N)."""
     key = jax.random.PRNGKey(seed)
-    init, step_fn = seeded(trainer, key, seeds if seeds > 1 else None)
+    init, step_fn = seeded(trainer, seeds if seeds > 1 else None)
     state = jax.jit(init)(key)
     data = jax.device_put(trainer.data)
     step = jax.jit(step_fn, donate_argnums=0)

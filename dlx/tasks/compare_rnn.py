@@ -240,7 +240,9 @@ def run(cfg, run):
     first = tasks[cfg.seq_lens[0]]
     widths = hidden_widths(cfg.cells, first, cfg.hidden, cfg.layers, cfg.match_params)
     counts = {c: model_params(c, first, widths[c], cfg.layers) for c in cfg.cells}
-    run.start(**{**first.describe(), "baseline": metric_baseline(first)}, seq_lens=list(cfg.seq_lens), hidden_widths=widths,
+    # `baseline` on `metric` (copy: accuracy 1/8, not the task's cross-entropy baseline)
+    described = {**first.describe(), "baseline": metric_baseline(first)}
+    run.start(**described, seq_lens=list(cfg.seq_lens), hidden_widths=widths,
               params={c: counts[c]["params"] for c in cfg.cells},
               match_params="whole model" if cfg.match_params else None)
     if cfg.match_params:
@@ -268,9 +270,7 @@ def run(cfg, run):
 
     longest = max(by_len)
     summary = {
-        **first.describe(), "seq_len": longest, "seq_lens": list(cfg.seq_lens), "seeds": cfg.seeds,
-        # `baseline` is on `metric` (copy: accuracy 1/8, not the task's cross-entropy baseline)
-        "baseline": metric_baseline(first),
+        **described, "seq_len": longest, "seq_lens": list(cfg.seq_lens), "seeds": cfg.seeds,
         "lower_is_better": first.lower_is_better,
         "match_params": "whole model" if cfg.match_params else None,
         "cells": {c: {**by_len[longest][c], "by_seq_len": {str(T): by_len[T][c] for T in by_len}}
