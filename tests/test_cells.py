@@ -220,3 +220,27 @@ def test_recurrent_net_on_float_inputs():
     assert net(jnp.ones((B, T, X)), last_only=True).shape == (B, 10)
     with pytest.raises(ValueError, match="unknown cell"):
         RecurrentNet("transformer", X, H, 10, rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("vocab", [11, 40])   # fewer table rows than tokens (folded), more
+def test_token_inputs_equal_embedding_then_projection(vocab):
+    # The net projects tokens through the table embedding @ V + b when that is smaller than
+    # the batch; its outputs and every gradient must equal embedding, then projection.
+    steps = 7
+    net = RecurrentNet("lstm", 6, H, vocab, vocab=vocab, embed=6, rngs=nnx.Rngs(0))
+    tokens = jax.random.randint(jax.random.key(1), (B, steps), 0, vocab)
+    w = jax.random.normal(jax.random.key(2), (B, steps, vocab))
+    graphdef, weights = nnx.split(net)
+
+    def loss(weights, fold):
+        net = nnx.merge(graphdef, weights)
+        if fold:
+            return jnp.sum(net(tokens) * w)
+        cell = net.cells[0]
+        _, hs = cell.scan_time_major(net.embed(tokens.T))
+        return jnp.sum(jnp.swapaxes(net.head(hs), 0, 1) * w)
+
+    (a, ga), (b, gb) = (jax.value_and_grad(loss)(weights, fold) for fold in (True, False))
+    np.testing.assert_allclose(a, b, **TOL)
+    for x, y in zip(jax.tree.leaves(ga), jax.tree.leaves(gb)):
+        np.testing.assert_allclose(x, y, **TOL)

@@ -31,10 +31,35 @@ UNROLL = 1
 
 # --- elementwise parts of one step: (xproj_t (B,G*H), hw (B,G*H), carry) -> (carry, h_t) ---
 
+def _gate_affine(hidden: int, blocks: str):
+    """Per-column (scale, shift) such that a = tanh(z * scale) * scale + shift activates
+    every block of z (B, len(blocks) * hidden) at once: 's' a sigmoid gate, since
+    sigmoid(x) = 0.5 tanh(x / 2) + 0.5, 't' a tanh.
+
+    Why one tanh: XLA:CPU lowers sigmoid to exp + divide and fuses the four gates as
+    separate slices; over the contiguous (B, 4H) block the loop's elementwise work measured
+    22-26 -> 5-6 ms and the LSTM's forward loop 63-71 -> 29-40 ms (T=128, B=32, H=256).
+    It also gives the backward pass every gate's derivative as scale^2 (1 - tanh^2)."""
+    scale = jnp.concatenate([jnp.full((hidden,), 0.5 if b == "s" else 1.0, jnp.float32) for b in blocks])
+    shift = jnp.concatenate([jnp.full((hidden,), 0.5 if b == "s" else 0.0, jnp.float32) for b in blocks])
+    return scale, shift
+
+
+def _lstm_tanh(z):
+    """z (B, 4H) pre-activations -> tanh(z * scale): the one transcendental call of a step."""
+    scale, _ = _gate_affine(z.shape[-1] // 4, "ssts")
+    return jnp.tanh(z * scale)
+
+
+def _lstm_activate(t):
+    """tanh(z * scale) (.., 4H) -> the gates i, f, N, o, each (.., H)."""
+    scale, shift = _gate_affine(t.shape[-1] // 4, "ssts")
+    return jnp.split(t * scale + shift, 4, axis=-1)
+
+
 def _lstm_gates(xp, hw):
     # Gate order (i, f, N, o), the order of Flax's and PyTorch's fused LSTM weights.
-    i, f, n, o = jnp.split(xp + hw, 4, axis=-1)
-    return jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(n), jax.nn.sigmoid(o)
+    return tuple(_lstm_activate(_lstm_tanh(xp + hw)))
 
 
 def _lstm_pointwise(xp, hw, carry):
@@ -81,6 +106,13 @@ def _perturbed(carry, h, delta_t):
 
 # --- the time loop, with a hand-written backward pass ---
 
+def _sum_outer(h_prev, d):
+    """sum_t h_prev[t].T @ d[t]: (T,B,H), (T,B,G) -> (H,G), the recurrent weights' gradient,
+    as ONE (H, T*B) @ (T*B, G) product after the loop. Written as reshape and matmul
+    because XLA:CPU ran the same einsum 21-25 ms against 15-17 (T=128, B=32, H=256, G=4H)."""
+    return h_prev.reshape(-1, h_prev.shape[-1]).T @ d.reshape(-1, d.shape[-1])
+
+
 @partial(jax.custom_vjp, nondiff_argnums=(0, 1))
 def _recur(pointwise, unroll, W, xproj, carry0, delta):
     """Runs the cell over time-major xproj (T,B,G*H) -> (final carry, hs (T,B,H))."""
@@ -122,7 +154,7 @@ def _recur_bwd(pointwise, unroll, res, cts):
         body, d_final, (d_hs, xproj, hws, prev, delta), reverse=True, unroll=unroll)
     d_xproj = d_hws if additive else d_xproj
     h_prev = prev[-1]                                         # (T, B, H)
-    d_W = jnp.einsum("tbh,tbg->hg", h_prev, d_hws)            # one product after the loop
+    d_W = _sum_outer(h_prev, d_hws)
     return d_W, d_xproj, d_carry0, d_delta
 
 
@@ -131,22 +163,30 @@ _recur.defvjp(_recur_fwd, _recur_bwd)
 
 # --- the LSTM's own time loop: its backward reuses the forward's gate activations ---
 #
-# The generic backward above recomputes each step's gates (sigmoid/tanh of (B, 4H)) inside
-# jax.vjp. Transcendentals are a large share of an LSTM step on CPU, so here the forward
-# stores the activated gates a_t = (i, f, N, o) and c_t, and the backward applies the
-# derivatives by hand (sigmoid' = s(1-s), tanh' = 1-t^2): 120-128 vs 132-134 ms for
-# forward+backward of T=128, B=32, H=256 (same sitting, 2-core CPU).
+# The generic backward above recomputes each step's gates inside jax.vjp. Here the forward
+# stores t = tanh(z * scale) for all gates (see `_gate_affine`) and c_t. The backward is
+# linear in (dh, dc) given those, so every coefficient it needs is computed BEFORE its
+# loop, vectorized over all T steps at once:
+#
+#   dh_t = d_hs[t] + dz_{t+1} @ W.T          dc_t = dc_{t+1} f_{t+1} + dh_t P_t
+#   dz_t = [dc_t, dc_t, dc_t, dh_t] * Q_t    (pre-activation cotangents of i, f, N, o)
+#
+# with P = o (1 - tanh(c)^2) and Q = [N i', c_{t-1} f', i N', tanh(c) o'] (' the gate's
+# derivative). The loop body is then one product and a few multiply-adds: XLA:CPU runs a
+# while-loop body on one thread with per-fusion overhead, while the precompute outside
+# runs as large fused, multi-threaded passes.
 
 def _lstm_forward(unroll, W, xproj, carry0, delta):
     def body(carry, inp):
         c, h = carry
         xp, d = inp
-        i, f, n, o = _lstm_gates(xp, h @ W)
+        t = _lstm_tanh(xp + h @ W)
+        i, f, n, o = _lstm_activate(t)
         c = f * c + i * n
         h = o * jnp.tanh(c)
         if d is not None:
             h = h + d
-        return (c, h), (h, c, jnp.concatenate([i, f, n, o], axis=-1))
+        return (c, h), (h, c, t)
     return jax.lax.scan(body, carry0, (xproj, delta), unroll=unroll)
 
 
@@ -158,33 +198,36 @@ def _lstm_recur(unroll, W, xproj, carry0, delta):
 
 
 def _lstm_recur_fwd(unroll, W, xproj, carry0, delta):
-    final, (hs, cs, acts) = _lstm_forward(unroll, W, xproj, carry0, delta)
-    return (final, hs), (W, carry0, hs, cs, acts, delta)
+    final, (hs, cs, ts) = _lstm_forward(unroll, W, xproj, carry0, delta)
+    return (final, hs), (W, carry0, hs, cs, ts, delta)
 
 
 def _lstm_recur_bwd(unroll, res, cts):
-    W, (c0, h0), hs, cs, acts, delta = res
+    W, (c0, h0), hs, cs, ts, delta = res
     (dc_last, dh_last), d_hs = cts
     c_prev = jnp.concatenate([c0[None], cs[:-1]])             # (T, B, H): c_{t-1}
     h_prev = jnp.concatenate([h0[None], hs[:-1]])             # (T, B, H): h_{t-1} as carried
+    scale, _ = _gate_affine(W.shape[0], "ssts")
+    i, f, n, o = _lstm_activate(ts)                           # each (T, B, H)
+    dgate = jnp.split(scale * scale * (1.0 - ts * ts), 4, axis=-1)   # d gate / d its z
+    tc = jnp.tanh(cs)
+    P = o * (1.0 - tc * tc)                                   # d h_t / d c_t
+    Q = jnp.concatenate([n * dgate[0], c_prev * dgate[1], i * dgate[2], tc * dgate[3]], axis=-1)
+    # f_{t+1}; after the last step 1, since dc_last is the cotangent of c_T itself.
+    f_next = jnp.concatenate([f[1:], jnp.ones_like(f[:1])])
 
     def body(carry, inp):
-        dc, dh_next = carry                                   # from step t+1
-        d_h, a, c, cp = inp
+        dc_next, dh_next = carry                              # dc_{t+1}, dz_{t+1} @ W.T
+        d_h, p, q, fn = inp
         dh = d_h + dh_next                                    # d loss / d h_t
-        i, f, n, o = jnp.split(a, 4, axis=-1)
-        tc = jnp.tanh(c)
-        dc = dc + dh * o * (1.0 - tc * tc)                    # d loss / d c_t
-        dz = jnp.concatenate([dc * n * i * (1.0 - i),         # pre-activation cotangents
-                              dc * cp * f * (1.0 - f),
-                              dc * i * (1.0 - n * n),
-                              dh * tc * o * (1.0 - o)], axis=-1)
-        return (dc * f, dz @ W.T), (dz, dh)
+        dc = dc_next * fn + dh * p                            # d loss / d c_t
+        dz = jnp.concatenate([dc, dc, dc, dh], axis=-1) * q   # (B, 4H)
+        return (dc, dz @ W.T), (dz, dh)
 
-    (dc0, dh0), (dz, dh) = jax.lax.scan(body, (dc_last, dh_last), (d_hs, acts, cs, c_prev),
-                                        reverse=True, unroll=unroll)
-    d_W = jnp.einsum("tbh,tbg->hg", h_prev, dz)               # one product after the loop
-    return d_W, dz, (dc0, dh0), (None if delta is None else dh)
+    (dc_first, dh0), (dz, dh) = jax.lax.scan(body, (dc_last, dh_last), (d_hs, P, Q, f_next),
+                                             reverse=True, unroll=unroll)
+    d_W = _sum_outer(h_prev, dz)
+    return d_W, dz, (dc_first * f[0], dh0), (None if delta is None else dh)
 
 
 _lstm_recur.defvjp(_lstm_recur_fwd, _lstm_recur_bwd)
@@ -241,7 +284,7 @@ def _gru_recur_bwd(unroll, res, cts):
     dh0, (d_hw, dn, dh) = jax.lax.scan(body, dh_last, (d_hs, acts, h_prev), reverse=True, unroll=unroll)
     H = dn.shape[-1]
     d_xproj = jnp.concatenate([d_hw[..., :2 * H], dn], axis=-1)
-    d_W = jnp.einsum("tbh,tbg->hg", h_prev, d_hw)             # one product after the loop
+    d_W = _sum_outer(h_prev, d_hw)
     return d_W, d_xproj, (dh0,), (None if delta is None else dh)
 
 
@@ -287,12 +330,29 @@ class _Cell(nnx.Module):
         """One time step: carry, xproj_t (B, G*H) -> (carry, h_t (B, H)). Pure; scan-able."""
         return self._pointwise(xproj_t, carry[-1] @ self.W[...], carry)
 
+    def project_tokens(self, embedding: jax.Array, tokens: jax.Array) -> jax.Array:
+        """The input half of every gate for embedded tokens: embedding (V, X), tokens (...)
+        int -> (..., G*H), equal to `project(embedding[tokens])`.
+
+        With no more vocabulary entries than tokens, the table embedding @ V + b (V, G*H) is
+        formed first and its rows gathered: the gradient then reaches the embedding and V
+        through one small (V, G*H) table instead of a scatter of every token's X-wide
+        cotangent plus a (X, T*B) @ (T*B, G*H) product. The char model's embedding and
+        projection, forward and backward, measured 29-35 -> 5-6 ms (T=128, B=32, 65 -> 64
+        -> 4*256)."""
+        if embedding.shape[0] <= tokens.size:
+            return jnp.take(embedding @ self.V[...] + self.b[...], tokens, axis=0)
+        return self.project(jnp.take(embedding, tokens, axis=0))
+
     def scan_time_major(self, xs, carry=None, *, hidden_perturbation=None):
         """xs (T,B,X) -> (carry, hs (T,B,H)); hidden_perturbation (T,B,H) is added to h_t."""
+        return self.scan_projected(self.project(xs), carry, hidden_perturbation=hidden_perturbation)
+
+    def scan_projected(self, xproj, carry=None, *, hidden_perturbation=None):
+        """As `scan_time_major`, from the projected inputs xproj (T,B,G*H)."""
         if carry is None:
-            carry = self.initial_carry(xs.shape[1])
-        return _recur(self._pointwise, self.unroll, self.W[...], self.project(xs), carry,
-                      hidden_perturbation)
+            carry = self.initial_carry(xproj.shape[1])
+        return _recur(self._pointwise, self.unroll, self.W[...], xproj, tuple(carry), hidden_perturbation)
 
     def __call__(self, xs, carry=None, *, hidden_perturbation=None):
         """xs (B,T,X) -> (carry, hs (B,T,H)); hidden_perturbation (B,T,H) is added to h_t."""
@@ -326,10 +386,10 @@ class GRUCell(_Cell):
     num_gates = 3
     _pointwise = staticmethod(_gru_pointwise)
 
-    def scan_time_major(self, xs, carry=None, *, hidden_perturbation=None):
+    def scan_projected(self, xproj, carry=None, *, hidden_perturbation=None):
         if carry is None:
-            carry = self.initial_carry(xs.shape[1])
-        return _gru_recur(self.unroll, self.W[...], self.project(xs), tuple(carry), hidden_perturbation)
+            carry = self.initial_carry(xproj.shape[1])
+        return _gru_recur(self.unroll, self.W[...], xproj, tuple(carry), hidden_perturbation)
 
 
 class LSTMCell(_Cell):
@@ -345,10 +405,10 @@ class LSTMCell(_Cell):
         # A positive forget bias makes the cell remember by default early in training.
         self.b[...] = self.b[...].at[hidden:2 * hidden].add(forget_bias)
 
-    def scan_time_major(self, xs, carry=None, *, hidden_perturbation=None):
+    def scan_projected(self, xproj, carry=None, *, hidden_perturbation=None):
         if carry is None:
-            carry = self.initial_carry(xs.shape[1])
-        return _lstm_recur(self.unroll, self.W[...], self.project(xs), tuple(carry), hidden_perturbation)
+            carry = self.initial_carry(xproj.shape[1])
+        return _lstm_recur(self.unroll, self.W[...], xproj, tuple(carry), hidden_perturbation)
 
     def __call__(self, xs, carry=None, *, hidden_perturbation=None, return_gates: bool = False):
         """As the other cells; with return_gates=True also a dict of (T,) arrays: the mean
@@ -407,7 +467,8 @@ class RecurrentNet(nnx.Module):
         self.head = nnx.Linear(hidden, out_features, rngs=rngs)
 
     def _features(self, inputs):
-        # tokens (B,T) -> (T,B,E); floats (B,T,X) -> (T,B,X)
+        # tokens (B,T) -> (T,B,E); floats (B,T,X) -> (T,B,X). For the gate statistics; the
+        # training path folds the embedding into the first projection (`project_tokens`).
         if self.embed is not None:
             return self.embed(inputs.T)
         return jnp.swapaxes(inputs, 0, 1)
@@ -422,13 +483,17 @@ class RecurrentNet(nnx.Module):
         return state, jnp.swapaxes(hs, 0, 1)
 
     def _hidden_tm(self, inputs, state, hidden_perturbation):
-        xs = self._features(inputs)
-        state = self.init_state(xs.shape[1]) if state is None else state
+        state = self.init_state(inputs.shape[0]) if state is None else state
         delta = None if hidden_perturbation is None else jnp.swapaxes(hidden_perturbation, 0, 1)
         new_state = []
         for k, (cell, carry) in enumerate(zip(self.cells, state)):
-            last = k == len(self.cells) - 1
-            carry, xs = cell.scan_time_major(xs, carry, hidden_perturbation=delta if last else None)
+            d = delta if k == len(self.cells) - 1 else None
+            if k == 0 and self.embed is not None:              # tokens (B,T) -> (T,B,G*H)
+                xproj = cell.project_tokens(self.embed.embedding[...], inputs.T)
+                carry, xs = cell.scan_projected(xproj, carry, hidden_perturbation=d)
+            else:
+                xs = jnp.swapaxes(inputs, 0, 1) if k == 0 else xs  # floats (B,T,X) -> (T,B,X)
+                carry, xs = cell.scan_time_major(xs, carry, hidden_perturbation=d)
             new_state.append(carry)
         return new_state, xs                                   # xs: (T, B, H)
 
