@@ -235,22 +235,30 @@ _lstm_recur.defvjp(_lstm_recur_fwd, _lstm_recur_bwd)
 
 # --- the GRU's own time loop, by the same recipe ---
 #
-# The forward stores (r, z, n, h W_n) per step; the backward applies the derivatives by hand
-# and emits the recurrent-side cotangent (r, z and r * dn parts) plus the input-side dn once.
+# The forward activates r and z with one tanh over their 2H contiguous columns and stores
+# (r, z, n, h W_n) per step. The backward is linear in dh given those:
+#
+#   dh_{t-1} = dh_t z_t + d_hw_t @ W.T      d_hw_t = [dh_t, dh_t, dh_t] * Q_t
+#
+# with Q = [(1-z) n' hn r', (h_{t-1} - n) z', (1-z) n' r], so its loop carries dh alone;
+# d_hw and the input-side dn = dh (1-z) n' are formed from the emitted dh after the loop.
 
 def _gru_forward(unroll, W, xproj, carry0, delta):
+    H = W.shape[0]
+    scale, shift = _gate_affine(H, "ss")
+
     def body(carry, inp):
         (h,) = carry
         xp, d = inp
-        xr, xz, xn = jnp.split(xp, 3, axis=-1)
-        hr, hz, hn = jnp.split(h @ W, 3, axis=-1)
-        r = jax.nn.sigmoid(xr + hr)
-        z = jax.nn.sigmoid(xz + hz)
-        n = jnp.tanh(xn + r * hn)
+        hw = h @ W
+        rz = jnp.tanh((xp[:, :2 * H] + hw[:, :2 * H]) * scale) * scale + shift
+        r, z = rz[:, :H], rz[:, H:]
+        hn = hw[:, 2 * H:]
+        n = jnp.tanh(xp[:, 2 * H:] + r * hn)  # the reset gate scales the recurrent part only
         h = (1.0 - z) * n + z * h
         if d is not None:
             h = h + d
-        return (h,), (h, jnp.concatenate([r, z, n, hn], axis=-1))
+        return (h,), (h, jnp.concatenate([rz, n, hn], axis=-1))
     return jax.lax.scan(body, carry0, (xproj, delta), unroll=unroll)
 
 
@@ -270,20 +278,22 @@ def _gru_recur_bwd(unroll, res, cts):
     W, (h0,), hs, acts, delta = res
     (dh_last,), d_hs = cts
     h_prev = jnp.concatenate([h0[None], hs[:-1]])             # (T, B, H): h_{t-1} as carried
+    r, z, n, hn = jnp.split(acts, 4, axis=-1)                 # each (T, B, H)
+    dn_dh = (1.0 - z) * (1.0 - n * n)                         # d loss/d n's pre-act., per dh
+    Q = jnp.concatenate([dn_dh * hn * r * (1.0 - r),          # r's pre-activation
+                         (h_prev - n) * z * (1.0 - z),        # z's pre-activation
+                         dn_dh * r], axis=-1)                 # h W_n, scaled by r
 
     def body(dh_next, inp):
-        d_h, a, hp = inp
+        d_h, q, zt = inp
         dh = d_h + dh_next                                    # d loss / d h_t
-        r, z, n, hn = jnp.split(a, 4, axis=-1)
-        dn = dh * (1.0 - z) * (1.0 - n * n)                   # through n's tanh
-        d_hw = jnp.concatenate([dn * hn * r * (1.0 - r),      # r's pre-activation
-                                dh * (hp - n) * z * (1.0 - z),  # z's pre-activation
-                                dn * r], axis=-1)             # h W_n, scaled by r
-        return dh * z + d_hw @ W.T, (d_hw, dn, dh)
+        d_hw = jnp.concatenate([dh, dh, dh], axis=-1) * q     # (B, 3H)
+        return dh * zt + d_hw @ W.T, dh
 
-    dh0, (d_hw, dn, dh) = jax.lax.scan(body, dh_last, (d_hs, acts, h_prev), reverse=True, unroll=unroll)
-    H = dn.shape[-1]
-    d_xproj = jnp.concatenate([d_hw[..., :2 * H], dn], axis=-1)
+    dh0, dh = jax.lax.scan(body, dh_last, (d_hs, Q, z), reverse=True, unroll=unroll)
+    d_hw = jnp.concatenate([dh, dh, dh], axis=-1) * Q
+    H = dh.shape[-1]
+    d_xproj = jnp.concatenate([d_hw[..., :2 * H], dh * dn_dh], axis=-1)
     d_W = _sum_outer(h_prev, d_hw)
     return d_W, d_xproj, (dh0,), (None if delta is None else dh)
 
