@@ -5,6 +5,9 @@ import tempfile
 # by the whole session, so generated data sets and compiled programs are reused).
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("DLX_CACHE_DIR", tempfile.mkdtemp(prefix="dlx-test-cache-"))
+from dlx import runtime  # noqa: E402
+
+runtime.keep_freed_memory()  # as every command does before XLA starts its threads
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
