@@ -244,3 +244,26 @@ def test_token_inputs_equal_embedding_then_projection(vocab):
     np.testing.assert_allclose(a, b, **TOL)
     for x, y in zip(jax.tree.leaves(ga), jax.tree.leaves(gb)):
         np.testing.assert_allclose(x, y, **TOL)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+def test_unrolled_time_loop_equals_rolled(kind):
+    # Sequences of UNROLL_MIN_STEPS or more run with the loop unrolled (66: not a multiple
+    # of the unroll); values and gradients must not change.
+    from dlx.models.cells import UNROLL_MIN_STEPS
+    steps = UNROLL_MIN_STEPS + 2
+    xs = jax.random.normal(jax.random.key(3), (2, steps, X))
+    w = jax.random.normal(jax.random.key(4), (2, steps, H))
+
+    def loss(cell):
+        carry, hs = cell(xs)
+        return jnp.sum(hs * w) + jnp.sum(carry[-1])
+
+    def value_and_grads(unroll):
+        cell = CELLS[kind](X, H, rngs=nnx.Rngs(0), unroll=unroll)
+        return nnx.value_and_grad(loss)(cell)
+
+    (a, ga), (b, gb) = value_and_grads(None), value_and_grads(1)
+    np.testing.assert_allclose(a, b, **TOL)
+    for x, y in zip(jax.tree.leaves(ga), jax.tree.leaves(gb)):
+        np.testing.assert_allclose(x, y, **TOL)
