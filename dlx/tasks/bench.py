@@ -13,7 +13,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from dlx.train import chunked, param_count, seeded
+from dlx.train import chunked, init_program, param_count, seeded
 
 DEFAULT_BATCH = {"lstm": 32, "gru": 32, "rnn": 32, "dcgan": 64, "cnn": 128, "ring8": 128, "adding": 32}
 
@@ -85,7 +85,7 @@ def time_trainer(trainer, *, steps: int, warmup: int, scan: int, seed: int = 0, 
     program, as `fit(..., seeds=N)` trains them (ms_per_step is then per step of all N)."""
     key = jax.random.PRNGKey(seed)
     init, step_fn = seeded(trainer, seeds if seeds > 1 else None)
-    state = jax.jit(init)(key)
+    state = init_program(init)(key)
     data = jax.device_put(trainer.data)
     step = jax.jit(step_fn, donate_argnums=0)
     t = time.perf_counter()
