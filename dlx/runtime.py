@@ -15,8 +15,13 @@ def cache_dir() -> str:
     return d
 
 
+def _switched_on(name: str) -> bool:
+    # An on-by-default environment switch: 0, false, no or off turn it off.
+    return os.environ.get(name, "1").lower() not in ("0", "false", "no", "off")
+
+
 def compile_cache_enabled() -> bool:
-    return os.environ.get("DLX_COMPILE_CACHE", "1").lower() not in ("0", "false", "no", "off")
+    return _switched_on("DLX_COMPILE_CACHE")
 
 
 def keep_freed_memory() -> bool:
@@ -28,7 +33,7 @@ def keep_freed_memory() -> bool:
     bench step) from a worker thread. glibc serves a block that large with a fresh mmap and
     unmaps it when the call ends, so every step page-faulted its whole working set in again:
     16,650 minor faults per LSTM bench step, none with this (ru_minflt over 10 steps)."""
-    if os.environ.get("DLX_MALLOC_TUNING", "1").lower() in ("0", "false", "no", "off"):
+    if not _switched_on("DLX_MALLOC_TUNING"):
         return False
     import ctypes
 

@@ -82,13 +82,20 @@ def _lstm_pointwise(xp, hw, carry):
     return (c, h), h
 
 
+def _gru_gates(xp, hw):
+    """(B, 3H) input and recurrent halves -> r, z, n, h W_n. r and z are one tanh over their
+    2H contiguous columns (see `_gate_affine`)."""
+    H = hw.shape[-1] // 3
+    scale, shift = _gate_affine(H, "ss")
+    rz = jnp.tanh((xp[..., :2 * H] + hw[..., :2 * H]) * scale) * scale + shift
+    r, z, hn = rz[..., :H], rz[..., H:], hw[..., 2 * H:]
+    n = jnp.tanh(xp[..., 2 * H:] + r * hn)  # the reset gate scales the recurrent part only (as Flax)
+    return r, z, n, hn
+
+
 def _gru_pointwise(xp, hw, carry):
     (h_prev,) = carry
-    xr, xz, xn = jnp.split(xp, 3, axis=-1)
-    hr, hz, hn = jnp.split(hw, 3, axis=-1)
-    r = jax.nn.sigmoid(xr + hr)
-    z = jax.nn.sigmoid(xz + hz)
-    n = jnp.tanh(xn + r * hn)     # the reset gate scales the recurrent part only (as Flax)
+    _, z, n, _ = _gru_gates(xp, hw)
     h = (1.0 - z) * n + z * h_prev
     return (h,), h
 
@@ -266,21 +273,14 @@ _lstm_recur.defvjp(_lstm_recur_fwd, _lstm_recur_bwd)
 # d_hw and the input-side dn = dh (1-z) n' are formed from the emitted dh after the loop.
 
 def _gru_forward(unroll, W, xproj, carry0, delta):
-    H = W.shape[0]
-    scale, shift = _gate_affine(H, "ss")
-
     def body(carry, inp):
         (h,) = carry
         xp, d = inp
-        hw = h @ W
-        rz = jnp.tanh((xp[:, :2 * H] + hw[:, :2 * H]) * scale) * scale + shift
-        r, z = rz[:, :H], rz[:, H:]
-        hn = hw[:, 2 * H:]
-        n = jnp.tanh(xp[:, 2 * H:] + r * hn)  # the reset gate scales the recurrent part only
+        r, z, n, hn = _gru_gates(xp, h @ W)
         h = (1.0 - z) * n + z * h
         if d is not None:
             h = h + d
-        return (h,), (h, jnp.concatenate([rz, n, hn], axis=-1))
+        return (h,), (h, jnp.concatenate([r, z, n, hn], axis=-1))
     return jax.lax.scan(body, carry0, (xproj, delta), unroll=unroll)
 
 
@@ -385,8 +385,12 @@ class _Cell(nnx.Module):
         """As `scan_time_major`, from the projected inputs xproj (T,B,G*H)."""
         if carry is None:
             carry = self.initial_carry(xproj.shape[1])
-        return _recur(self._pointwise, _unroll(self.unroll, xproj.shape[0]), self.W[...], xproj, tuple(carry),
-                      hidden_perturbation)
+        return self._time_loop(_unroll(self.unroll, xproj.shape[0]), self.W[...], xproj, tuple(carry),
+                               hidden_perturbation)
+
+    def _time_loop(self, unroll, W, xproj, carry, delta):
+        # The generic loop; the GRU and LSTM name their own hand-written ones.
+        return _recur(self._pointwise, unroll, W, xproj, carry, delta)
 
     def __call__(self, xs, carry=None, *, hidden_perturbation=None):
         """xs (B,T,X) -> (carry, hs (B,T,H)); hidden_perturbation (B,T,H) is added to h_t."""
@@ -420,11 +424,7 @@ class GRUCell(_Cell):
     num_gates = 3
     _pointwise = staticmethod(_gru_pointwise)
 
-    def scan_projected(self, xproj, carry=None, *, hidden_perturbation=None):
-        if carry is None:
-            carry = self.initial_carry(xproj.shape[1])
-        return _gru_recur(_unroll(self.unroll, xproj.shape[0]), self.W[...], xproj, tuple(carry),
-                          hidden_perturbation)
+    _time_loop = staticmethod(_gru_recur)
 
 
 class LSTMCell(_Cell):
@@ -440,11 +440,7 @@ class LSTMCell(_Cell):
         # A positive forget bias makes the cell remember by default early in training.
         self.b[...] = self.b[...].at[hidden:2 * hidden].add(forget_bias)
 
-    def scan_projected(self, xproj, carry=None, *, hidden_perturbation=None):
-        if carry is None:
-            carry = self.initial_carry(xproj.shape[1])
-        return _lstm_recur(_unroll(self.unroll, xproj.shape[0]), self.W[...], xproj, tuple(carry),
-                           hidden_perturbation)
+    _time_loop = staticmethod(_lstm_recur)
 
     def __call__(self, xs, carry=None, *, hidden_perturbation=None, return_gates: bool = False):
         """As the other cells; with return_gates=True also a dict of (T,) arrays: the mean
