@@ -267,3 +267,36 @@ def test_unrolled_time_loop_equals_rolled(kind):
     np.testing.assert_allclose(a, b, **TOL)
     for x, y in zip(jax.tree.leaves(ga), jax.tree.leaves(gb)):
         np.testing.assert_allclose(x, y, **TOL)
+
+
+@pytest.mark.parametrize("unroll", [1, 4])
+def test_lstm_feature_major_loop_equals_batch_major(unroll):
+    # Wide LSTMs with small batches run their time loops feature-major (h as (H, B));
+    # values and the gradients of W, the inputs, the initial carry and a perturbation of
+    # every h_t must be those of the batch-major loop. 7 steps: not a multiple of the unroll.
+    from dlx.models.cells import _BM, _FM, _lstm_loop
+    steps = 7
+    k = jax.random.split(jax.random.key(5), 6)
+    W = 0.3 * jax.random.normal(k[0], (H, 4 * H))
+    xproj = jax.random.normal(k[1], (steps, B, 4 * H))
+    carry0 = (jax.random.normal(k[2], (B, H)), jax.random.normal(k[3], (B, H)))
+    delta = 0.1 * jax.random.normal(k[4], (steps, B, H))
+    w = jax.random.normal(k[5], (steps, B, H))
+
+    def value_and_grads(layout):
+        def loss(W, xproj, carry0, delta):
+            (c, h), hs = _lstm_loop(layout, unroll, W, xproj, carry0, delta)
+            return jnp.sum(hs * w) + jnp.sum(c * c) + jnp.sum(h)
+        return jax.value_and_grad(loss, argnums=(0, 1, 2, 3))(W, xproj, carry0, delta)
+
+    (a, ga), (b, gb) = value_and_grads(_BM), value_and_grads(_FM)
+    np.testing.assert_allclose(a, b, **TOL)
+    for x, y in zip(jax.tree.leaves(ga), jax.tree.leaves(gb)):
+        np.testing.assert_allclose(x, y, **TOL)
+
+
+def test_lstm_layout_rule_picks_feature_major_only_for_wide_small_batches():
+    from dlx.models.cells import _feature_major
+    assert _feature_major(jnp.zeros((512, 2048)), 16)         # `dlx bench lstm --batch 16 --hidden 512`
+    assert not _feature_major(jnp.zeros((256, 1024)), 32)     # the reference shapes
+    assert not _feature_major(jnp.zeros((512, 2048)), 64)

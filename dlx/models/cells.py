@@ -202,64 +202,148 @@ _recur.defvjp(_recur_fwd, _recur_bwd)
 # derivative). The loop body is then one product and a few multiply-adds: XLA:CPU runs a
 # while-loop body on one thread with per-fusion overhead, while the precompute outside
 # runs as large fused, multi-threaded passes.
+#
+# Both loops write their per-step output over the array they read it from (the forward t_t
+# over xproj_t, the backward dz_t over Q_t), in place: a scan's stacked outputs would be
+# fresh arrays that XLA:CPU fills with zeros first, 16 MB twice per step at the reference
+# shapes (3-4 ms of a ~90 ms step).
 
-def _lstm_forward(unroll, W, xproj, carry0, delta):
-    def body(carry, inp):
-        c, h = carry
-        xp, d = inp
-        t = _lstm_tanh(xp + h @ W)
-        i, f, n, o = _lstm_activate(t)
+
+class _Layout:
+    """How the loops hold a step's (B, F) arrays. Batch-major: (B, F), the recurrent product
+    h @ W. Feature-major: (F, B), the product W.T @ h, whose weight is the library call's left
+    operand, streamed as it is; as the right operand (batch-major) YNNPACK repacks the whole
+    (H, 4H) matrix on every call. That repacking dominates once W outgrows a core's cache and
+    the batch is small: see `_feature_major`."""
+
+    def __init__(self, feature_major: bool):
+        self.fm = feature_major
+        self.axis = -2 if feature_major else -1          # the feature axis
+
+    def to(self, x):
+        """(..., B, F) batch-major -> this layout, and back (the swap is its own inverse)."""
+        return jnp.swapaxes(x, -1, -2) if self.fm and x is not None else x
+
+    def cols(self, v):
+        """A per-feature vector (F,) shaped to broadcast against this layout."""
+        return v[:, None] if self.fm else v
+
+    def split(self, a, n):
+        return jnp.split(a, n, axis=self.axis)
+
+    def cat(self, xs):
+        return jnp.concatenate(xs, axis=self.axis)
+
+
+_BM, _FM = _Layout(False), _Layout(True)
+
+# Feature-major pays two whole-array transposes (xproj in, dz out), so it is used only where
+# the repacking it avoids is large: recurrent weights of at least 2 MiB (H >= 363; this
+# machine's cores have 1.25 MiB of L2 each) and at most 32 rows per step. Whole bench step,
+# alternated: H=512 B=16 85 vs 112 ms, B=32 147 vs 159, B=64 level; H=256 B=16 and B=32
+# slower (63 vs 52, 102 vs 96 ms).
+FEATURE_MAJOR_MIN_WEIGHT_BYTES = 2 * 2**20
+FEATURE_MAJOR_MAX_BATCH = 32
+
+
+def _feature_major(W, batch: int) -> bool:
+    return W.size * W.dtype.itemsize >= FEATURE_MAJOR_MIN_WEIGHT_BYTES and batch <= FEATURE_MAJOR_MAX_BATCH
+
+
+def _at(a, t):
+    return jax.lax.dynamic_index_in_dim(a, t, keepdims=False)
+
+
+def _put(a, x, t):
+    return jax.lax.dynamic_update_index_in_dim(a, x, t, 0)
+
+
+def _lstm_forward(L, unroll, W, xproj, carry0, delta, store):
+    """The forward loop in layout L: xproj (T,B,4H) batch-major -> final (c, h), hs (T,B,H),
+    and with `store` the loop's c_t (T, H) and t_t (T, 4H) in layout L (Layout.to)."""
+    T = xproj.shape[0]
+    H = W.shape[0]
+    scale, shift = map(L.cols, _gate_affine(H, "ssts"))
+    Wm = _transposed(W) if L.fm else W
+    delta = L.to(delta)
+
+    def body(t, state):
+        c, h, buf, hs, cs = state
+        z = _at(buf, t) + (Wm @ h if L.fm else h @ Wm)
+        tt = jnp.tanh(z * scale)
+        i, f, n, o = L.split(tt * scale + shift, 4)
         c = f * c + i * n
         h = o * jnp.tanh(c)
-        if d is not None:
-            h = h + d
-        return (c, h), (h, c, t)
-    return jax.lax.scan(body, carry0, (xproj, delta), unroll=unroll)
+        if delta is not None:
+            h = h + _at(delta, t)
+        hs = _put(hs, L.to(h), t)                      # emitted batch-major
+        if store:
+            buf, cs = _put(buf, tt, t), _put(cs, c, t)
+        return c, h, buf, hs, cs
+
+    c0, h0 = carry0
+    hs = jnp.empty((T,) + h0.shape, h0.dtype)
+    cs = jnp.empty((T,) + L.to(h0).shape, h0.dtype) if store else None
+    c, h, ts, hs, cs = jax.lax.fori_loop(0, T, body, (L.to(c0), L.to(h0), L.to(xproj), hs, cs),
+                                         unroll=unroll)
+    return (L.to(c), L.to(h)), hs, cs, ts
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _lstm_recur(unroll, W, xproj, carry0, delta):
-    """As `_recur` for the LSTM: (final (c, h), hs (T,B,H))."""
-    final, (hs, _, _) = _lstm_forward(unroll, W, xproj, carry0, delta)
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _lstm_loop(L, unroll, W, xproj, carry0, delta):
+    final, hs, _, _ = _lstm_forward(L, unroll, W, xproj, carry0, delta, store=False)
     return final, hs
 
 
-def _lstm_recur_fwd(unroll, W, xproj, carry0, delta):
-    final, (hs, cs, ts) = _lstm_forward(unroll, W, xproj, carry0, delta)
+def _lstm_loop_fwd(L, unroll, W, xproj, carry0, delta):
+    final, hs, cs, ts = _lstm_forward(L, unroll, W, xproj, carry0, delta, store=True)
     return (final, hs), (W, carry0, hs, cs, ts, delta)
 
 
-def _lstm_recur_bwd(unroll, res, cts):
-    W, (c0, h0), hs, cs, ts, delta = res
+def _lstm_loop_bwd(L, unroll, res, cts):
+    W, (c0, h0), hs, cs, ts, delta = res                     # cs, ts in layout L
     (dc_last, dh_last), d_hs = cts
-    c_prev = jnp.concatenate([c0[None], cs[:-1]])             # (T, B, H): c_{t-1}
-    h_prev = jnp.concatenate([h0[None], hs[:-1]])             # (T, B, H): h_{t-1} as carried
-    scale, _ = _gate_affine(W.shape[0], "ssts")
-    i, f, n, o = _lstm_activate(ts)                           # each (T, B, H)
-    dgate = jnp.split(scale * scale * (1.0 - ts * ts), 4, axis=-1)   # d gate / d its z
+    T = hs.shape[0]
+    to = L.to
+    c_prev = jnp.concatenate([to(c0)[None], cs[:-1]])        # c_{t-1}
+    scale, shift = map(L.cols, _gate_affine(W.shape[0], "ssts"))
+    i, f, n, o = L.split(ts * scale + shift, 4)
+    dgate = L.split(scale * scale * (1.0 - ts * ts), 4)      # d gate / d its z
     tc = jnp.tanh(cs)
-    P = o * (1.0 - tc * tc)                                   # d h_t / d c_t
-    Q = jnp.concatenate([n * dgate[0], c_prev * dgate[1], i * dgate[2], tc * dgate[3]], axis=-1)
+    P = o * (1.0 - tc * tc)                                  # d h_t / d c_t
+    Q = L.cat([n * dgate[0], c_prev * dgate[1], i * dgate[2], tc * dgate[3]])
     # f_{t+1}; after the last step 1, since dc_last is the cotangent of c_T itself.
     f_next = jnp.concatenate([f[1:], jnp.ones_like(f[:1])])
+    d_in = to(d_hs)
+    Wm = jax.lax.optimization_barrier(W) if L.fm else _transposed(W)
 
-    def body(carry, inp):
-        dc_next, dh_next = carry                              # dc_{t+1}, dz_{t+1} @ W.T
-        d_h, p, q, fn = inp
-        dh = d_h + dh_next                                    # d loss / d h_t
-        dc = dc_next * fn + dh * p                            # d loss / d c_t
-        dz = jnp.concatenate([dc, dc, dc, dh], axis=-1) * q   # (B, 4H)
-        return (dc, dz @ WT), (dz, dh)
+    def body(k, state):
+        t = T - 1 - k
+        dc_next, dh_next, buf, dhs = state                   # dc_{t+1}, dz_{t+1} @ W.T
+        dh = _at(d_in, t) + dh_next                          # d loss / d h_t
+        dc = dc_next * _at(f_next, t) + dh * _at(P, t)       # d loss / d c_t
+        dz = L.cat([dc, dc, dc, dh]) * _at(buf, t)           # (B, 4H) or (4H, B)
+        if dhs is not None:
+            dhs = _put(dhs, dh, t)
+        return dc, (Wm @ dz if L.fm else dz @ Wm), _put(buf, dz, t), dhs
 
-    WT = _transposed(W)
-
-    (dc_first, dh0), (dz, dh) = jax.lax.scan(body, (dc_last, dh_last), (d_hs, P, Q, f_next),
-                                             reverse=True, unroll=unroll)
+    dhs = None if delta is None else jnp.empty_like(d_in)
+    dc_first, dh0, dz, dhs = jax.lax.fori_loop(0, T, body, (to(dc_last), to(dh_last), Q, dhs),
+                                               unroll=unroll)
+    dz = to(dz)                                              # (T, B, 4H)
+    h_prev = jnp.concatenate([h0[None], hs[:-1]])            # (T, B, H): h_{t-1} as carried
     d_W = _sum_outer(h_prev, dz)
-    return d_W, dz, (dc_first * f[0], dh0), (None if delta is None else dh)
+    return d_W, dz, (to(dc_first * f[0]), to(dh0)), to(dhs)
 
 
-_lstm_recur.defvjp(_lstm_recur_fwd, _lstm_recur_bwd)
+_lstm_loop.defvjp(_lstm_loop_fwd, _lstm_loop_bwd)
+
+
+def _lstm_recur(unroll, W, xproj, carry0, delta):
+    """As `_recur` for the LSTM: (final (c, h), hs (T,B,H)), in the layout `_feature_major`
+    picks for these shapes."""
+    L = _FM if _feature_major(W, xproj.shape[1]) else _BM
+    return _lstm_loop(L, unroll, W, xproj, carry0, delta)
 
 
 # --- the GRU's own time loop, by the same recipe ---
