@@ -13,7 +13,9 @@ forms dW as one (H, T*B) @ (T*B, G*H) product after the loop, instead of autodif
 per-step accumulation of a (H, G*H) cotangent in the loop carry. The RNN uses the generic
 loop (`_recur`, whose backward re-runs `pointwise` under `jax.vjp`); the LSTM and GRU have
 their own (`_lstm_recur`, `_gru_recur`), whose forward stores the gate activations so the
-backward applies the derivatives by hand instead of recomputing the transcendentals.
+backward applies the derivatives by hand instead of recomputing the transcendentals. The
+LSTM's loops are a `lax.fori_loop` that writes each step's output over its input, batch-major
+or, for wide weights and small batches, feature-major (`_Layout`).
 
 Carries are tuples whose last element is the hidden state h: LSTM (c, h), GRU and RNN (h,).
 """
