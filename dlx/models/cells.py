@@ -284,8 +284,10 @@ def _lstm_forward(L, unroll, W, xproj, carry0, delta, store):
         return c, h, buf, hs, cs
 
     c0, h0 = carry0
-    hs = jnp.empty((T,) + h0.shape, h0.dtype)
-    cs = jnp.empty((T,) + L.to(h0).shape, h0.dtype) if store else None
+    # Every step writes its row, so the buffers need no initial values: lax.empty is left
+    # uninitialized on GPU and TPU (on CPU it is still zeros).
+    hs = jax.lax.empty((T,) + h0.shape, h0.dtype)
+    cs = jax.lax.empty((T,) + L.to(h0).shape, h0.dtype) if store else None
     c, h, ts, hs, cs = jax.lax.fori_loop(0, T, body, (L.to(c0), L.to(h0), L.to(xproj), hs, cs),
                                          unroll=unroll)
     return (L.to(c), L.to(h)), hs, cs, ts
@@ -329,7 +331,7 @@ def _lstm_loop_bwd(L, unroll, res, cts):
             dhs = _put(dhs, dh, t)
         return dc, (Wm @ dz if L.fm else dz @ Wm), _put(buf, dz, t), dhs
 
-    dhs = None if delta is None else jnp.empty_like(d_in)
+    dhs = None if delta is None else jax.lax.empty(d_in.shape, d_in.dtype)
     dc_first, dh0, dz, dhs = jax.lax.fori_loop(0, T, body, (to(dc_last), to(dh_last), Q, dhs),
                                                unroll=unroll)
     dz = to(dz)                                              # (T, B, 4H)
