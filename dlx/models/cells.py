@@ -43,6 +43,37 @@ def _unroll(unroll: int | None, steps: int) -> int:
     return UNROLL if steps >= UNROLL_MIN_STEPS else 1
 
 
+# --- how the LSTM loops hold a step's arrays ---
+
+class _Layout:
+    """How the loops hold a step's (B, F) arrays. Batch-major: (B, F), the recurrent product
+    h @ W. Feature-major: (F, B), the product W.T @ h, whose weight is the library call's left
+    operand, streamed as it is; as the right operand (batch-major) YNNPACK repacks the whole
+    (H, 4H) matrix on every call. That repacking dominates once W outgrows a core's cache and
+    the batch is small: see `_feature_major`."""
+
+    def __init__(self, feature_major: bool):
+        self.fm = feature_major
+        self.axis = -2 if feature_major else -1          # the feature axis
+
+    def to(self, x):
+        """(..., B, F) batch-major -> this layout, and back (the swap is its own inverse)."""
+        return jnp.swapaxes(x, -1, -2) if self.fm and x is not None else x
+
+    def cols(self, v):
+        """A per-feature vector (F,) shaped to broadcast against this layout."""
+        return v[:, None] if self.fm else v
+
+    def split(self, a, n):
+        return jnp.split(a, n, axis=self.axis)
+
+    def cat(self, xs):
+        return jnp.concatenate(xs, axis=self.axis)
+
+
+_BM, _FM = _Layout(False), _Layout(True)
+
+
 # --- elementwise parts of one step: (xproj_t (B,G*H), hw (B,G*H), carry) -> (carry, h_t) ---
 
 def _gate_affine(hidden: int, blocks: str):
@@ -59,16 +90,21 @@ def _gate_affine(hidden: int, blocks: str):
     return scale, shift
 
 
-def _lstm_tanh(z):
+def _lstm_affine(a, L):
+    """(scale, shift) of `_gate_affine` for the LSTM's gates, shaped for a's layout L."""
+    return map(L.cols, _gate_affine(a.shape[L.axis] // 4, "ssts"))
+
+
+def _lstm_tanh(z, L=_BM):
     """z (B, 4H) pre-activations -> tanh(z * scale): the one transcendental call of a step."""
-    scale, _ = _gate_affine(z.shape[-1] // 4, "ssts")
+    scale, _ = _lstm_affine(z, L)
     return jnp.tanh(z * scale)
 
 
-def _lstm_activate(t):
+def _lstm_activate(t, L=_BM):
     """tanh(z * scale) (.., 4H) -> the gates i, f, N, o, each (.., H)."""
-    scale, shift = _gate_affine(t.shape[-1] // 4, "ssts")
-    return jnp.split(t * scale + shift, 4, axis=-1)
+    scale, shift = _lstm_affine(t, L)
+    return L.split(t * scale + shift, 4)
 
 
 def _lstm_gates(xp, hw):
@@ -210,35 +246,6 @@ _recur.defvjp(_recur_fwd, _recur_bwd)
 # fresh arrays that XLA:CPU fills with zeros first, 16 MB twice per step at the reference
 # shapes (3-4 ms of a ~90 ms step).
 
-
-class _Layout:
-    """How the loops hold a step's (B, F) arrays. Batch-major: (B, F), the recurrent product
-    h @ W. Feature-major: (F, B), the product W.T @ h, whose weight is the library call's left
-    operand, streamed as it is; as the right operand (batch-major) YNNPACK repacks the whole
-    (H, 4H) matrix on every call. That repacking dominates once W outgrows a core's cache and
-    the batch is small: see `_feature_major`."""
-
-    def __init__(self, feature_major: bool):
-        self.fm = feature_major
-        self.axis = -2 if feature_major else -1          # the feature axis
-
-    def to(self, x):
-        """(..., B, F) batch-major -> this layout, and back (the swap is its own inverse)."""
-        return jnp.swapaxes(x, -1, -2) if self.fm and x is not None else x
-
-    def cols(self, v):
-        """A per-feature vector (F,) shaped to broadcast against this layout."""
-        return v[:, None] if self.fm else v
-
-    def split(self, a, n):
-        return jnp.split(a, n, axis=self.axis)
-
-    def cat(self, xs):
-        return jnp.concatenate(xs, axis=self.axis)
-
-
-_BM, _FM = _Layout(False), _Layout(True)
-
 # Feature-major pays two whole-array transposes (xproj in, dz out), so it is used only where
 # the repacking it avoids is large: recurrent weights of at least 2 MiB (H >= 363; this
 # machine's cores have 1.25 MiB of L2 each) and at most 32 rows per step. Whole bench step,
@@ -264,16 +271,14 @@ def _lstm_forward(L, unroll, W, xproj, carry0, delta, store):
     """The forward loop in layout L: xproj (T,B,4H) batch-major -> final (c, h), hs (T,B,H),
     and with `store` the loop's c_t (T, H) and t_t (T, 4H) in layout L (Layout.to)."""
     T = xproj.shape[0]
-    H = W.shape[0]
-    scale, shift = map(L.cols, _gate_affine(H, "ssts"))
     Wm = _transposed(W) if L.fm else W
     delta = L.to(delta)
 
     def body(t, state):
         c, h, buf, hs, cs = state
         z = _at(buf, t) + (Wm @ h if L.fm else h @ Wm)
-        tt = jnp.tanh(z * scale)
-        i, f, n, o = L.split(tt * scale + shift, 4)
+        tt = _lstm_tanh(z, L)
+        i, f, n, o = _lstm_activate(tt, L)
         c = f * c + i * n
         h = o * jnp.tanh(c)
         if delta is not None:
@@ -308,18 +313,17 @@ def _lstm_loop_bwd(L, unroll, res, cts):
     W, (c0, h0), hs, cs, ts, delta = res                     # cs, ts in layout L
     (dc_last, dh_last), d_hs = cts
     T = hs.shape[0]
-    to = L.to
-    c_prev = jnp.concatenate([to(c0)[None], cs[:-1]])        # c_{t-1}
-    scale, shift = map(L.cols, _gate_affine(W.shape[0], "ssts"))
-    i, f, n, o = L.split(ts * scale + shift, 4)
+    c_prev = jnp.concatenate([L.to(c0)[None], cs[:-1]])      # c_{t-1}
+    scale, _ = _lstm_affine(ts, L)
+    i, f, n, o = _lstm_activate(ts, L)
     dgate = L.split(scale * scale * (1.0 - ts * ts), 4)      # d gate / d its z
     tc = jnp.tanh(cs)
     P = o * (1.0 - tc * tc)                                  # d h_t / d c_t
     Q = L.cat([n * dgate[0], c_prev * dgate[1], i * dgate[2], tc * dgate[3]])
     # f_{t+1}; after the last step 1, since dc_last is the cotangent of c_T itself.
     f_next = jnp.concatenate([f[1:], jnp.ones_like(f[:1])])
-    d_in = to(d_hs)
-    Wm = jax.lax.optimization_barrier(W) if L.fm else _transposed(W)
+    d_in = L.to(d_hs)
+    Wm = W if L.fm else _transposed(W)
 
     def body(k, state):
         t = T - 1 - k
@@ -332,12 +336,12 @@ def _lstm_loop_bwd(L, unroll, res, cts):
         return dc, (Wm @ dz if L.fm else dz @ Wm), _put(buf, dz, t), dhs
 
     dhs = None if delta is None else jax.lax.empty(d_in.shape, d_in.dtype)
-    dc_first, dh0, dz, dhs = jax.lax.fori_loop(0, T, body, (to(dc_last), to(dh_last), Q, dhs),
+    dc_first, dh0, dz, dhs = jax.lax.fori_loop(0, T, body, (L.to(dc_last), L.to(dh_last), Q, dhs),
                                                unroll=unroll)
-    dz = to(dz)                                              # (T, B, 4H)
+    dz = L.to(dz)                                            # (T, B, 4H)
     h_prev = jnp.concatenate([h0[None], hs[:-1]])            # (T, B, H): h_{t-1} as carried
     d_W = _sum_outer(h_prev, dz)
-    return d_W, dz, (to(dc_first * f[0]), to(dh0)), to(dhs)
+    return d_W, dz, (L.to(dc_first * f[0]), L.to(dh0)), L.to(dhs)
 
 
 _lstm_loop.defvjp(_lstm_loop_fwd, _lstm_loop_bwd)
