@@ -201,6 +201,8 @@ def test_sigterm_saves_a_checkpoint_and_resume_matches(in_tmp):
     assert strip_timing(resumed.summary) == strip_timing(full.summary)
 
 
+@pytest.mark.skipif(os.environ.get("JAX_PLATFORMS") != "cpu",
+                    reason="four host CPU devices against a one-device run in this process: CPU only")
 def test_data_parallel_over_four_cpu_devices_matches_one_device(in_tmp):
     args = ["cnn-demo", "--steps", "20", "--log-every", "10", "--eval-every", "20", "--no-mlp-baseline",
             "--feature-maps", "0", "--channels", "4,8", "--hidden", "16", "--json"]
