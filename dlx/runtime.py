@@ -59,6 +59,13 @@ def setup_jax(devices: int = 1) -> None:
                                        f" --xla_force_host_platform_device_count={devices}").strip()
     import jax
 
+    if "JAX_DEFAULT_MATMUL_PRECISION" not in os.environ:
+        # float32 matmuls and convolutions in float32 on every backend. XLA on NVIDIA GPUs
+        # otherwise runs them as TF32 (a 10-bit mantissa): on an H100, our convolutions and
+        # cells then differed from Flax's, computing the same function, by up to 2e-3 (1e-6
+        # in float32). A user who wants TF32 sets JAX_DEFAULT_MATMUL_PRECISION=tensorfloat32.
+        # XLA:CPU computes float32 either way (the same compiled program).
+        jax.config.update("jax_default_matmul_precision", "highest")
     for name in ("absl", "jax._src.xla_bridge", "orbax", "jax._src.compilation_cache"):
         logging.getLogger(name).setLevel(logging.ERROR)
     if compile_cache_enabled():
@@ -87,3 +94,11 @@ def device_info() -> list[str]:
     import jax
 
     return [f"{d.platform}:{d.id} {getattr(d, 'device_kind', '')}".strip() for d in jax.devices()]
+
+
+def backend_info() -> dict:
+    """What a run's numbers depend on besides its config: the devices and the precision of
+    float32 matmuls (set by setup_jax, or the user's JAX_DEFAULT_MATMUL_PRECISION)."""
+    import jax
+
+    return {"devices": device_info(), "matmul_precision": jax.config.jax_default_matmul_precision or "default"}

@@ -72,7 +72,7 @@ class Run:
 
         if not persist:
             self.out.emit("config", {"config": self.cfg.to_dict(), "versions": runtime.versions(),
-                                     "devices": runtime.device_info(), **extra})
+                                     **runtime.backend_info(), **extra})
             return
         path = self.cfg.out or os.path.join("runs", self.run_id)
         if getattr(self.cfg, "process_id", 0) > 0:
@@ -85,7 +85,7 @@ class Run:
         self.started = True
         self.out.attach(self.run_id, self.dir.file("metrics.jsonl"), append=self.resumed)
         record = {"config": self.cfg.to_dict(), "versions": runtime.versions(),
-                  "devices": runtime.device_info(), "run_dir": path, "resumed": self.resumed, **extra}
+                  **runtime.backend_info(), "run_dir": path, "resumed": self.resumed, **extra}
         if not self.resumed:
             self.dir.write_json("config.json", {"run": self.run_id, **record})
         self.out.emit("config", record)

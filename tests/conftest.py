@@ -7,7 +7,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("DLX_CACHE_DIR", tempfile.mkdtemp(prefix="dlx-test-cache-"))
 from dlx import runtime  # noqa: E402
 
-runtime.keep_freed_memory()  # as every command does before XLA starts its threads
+runtime.setup_jax()  # as every command does before XLA starts its threads (allocator, float32 matmuls)
 import jax  # noqa: E402
 import pytest  # noqa: E402
 

@@ -52,3 +52,27 @@ def test_large_temporaries_are_reused_not_faulted_in_every_call():
     applied, tuned = _faults()
     assert applied
     assert tuned < 1024, f"{tuned} minor page faults in every call with the setting ({untuned} without)"
+
+
+_PRECISION = """
+from dlx import runtime
+runtime.setup_jax()
+import jax, jax.numpy as jnp
+x, k = jnp.ones((2, 8, 8, 3)), jnp.ones((3, 3, 3, 4))
+conv = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+text = jax.jit(jnp.dot).lower(x[0, 0], k[0, 0]).as_text() + jax.jit(conv).lower(x, k).as_text()
+print(runtime.backend_info()["matmul_precision"])
+print(sorted({l.split("precision = ")[1].split("]")[0] + "]" for l in text.splitlines() if "precision = " in l}))
+"""
+
+
+@pytest.mark.parametrize("env, want, ops", [
+    ({}, "highest", "['[HIGHEST, HIGHEST]']"),                        # full float32, also on GPUs (not TF32)
+    ({"JAX_DEFAULT_MATMUL_PRECISION": "tensorfloat32"}, "tensorfloat32", "['[HIGH, HIGH]']"),  # the user's choice wins
+])
+def test_float32_matmuls_and_convolutions_run_in_float32_unless_the_user_chooses(env, want, ops):
+    e = {k: v for k, v in os.environ.items() if k != "JAX_DEFAULT_MATMUL_PRECISION"}
+    p = subprocess.run([sys.executable, "-c", _PRECISION], capture_output=True, text=True, timeout=120,
+                       env={**e, "JAX_PLATFORMS": "cpu", **env})
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split("\n")[:2] == [want, ops]
