@@ -253,3 +253,23 @@ def test_epoch_order_draws_what_epoch_batch_draws():
     for i in range(12):  # across three epochs of 4 batches (2 left over each epoch)
         idx, order = epoch_order(key, jnp.int32(i), 50, 12, order)
         assert idx.tolist() == epoch_batch(key, jnp.int32(i), 50, 12).tolist()
+
+
+def test_scan_decision_counts_flops_where_the_backend_analyses_only_compiled_programs():
+    """GPU and TPU plugins raise on Lowered.cost_analysis; the step's FLOPs then come from
+    the host's analysis of the same module, so small steps are still scanned there."""
+    from dlx import train
+
+    lowered = jax.jit(lambda a, b: jnp.tanh(a @ b)).lower(jnp.ones((64, 32)), jnp.ones((32, 16)))
+
+    class PluginLowered:  # what the CUDA plugin's lowered programs do
+        def cost_analysis(self):
+            raise NotImplementedError("Lowered.cost_analysis not implemented on platform 'cuda'")
+
+        def compiler_ir(self, dialect):
+            return lowered.compiler_ir(dialect)
+
+    dots = 2 * 64 * 32 * 16
+    assert train._lowered_flops(lowered) >= dots
+    assert train._lowered_flops(PluginLowered()) == train._lowered_flops(lowered)
+    assert train._lowered_flops(object()) == math.inf   # nothing to analyse: dispatched, the safe choice
