@@ -13,6 +13,7 @@ out = ceil(n / w) and an 8x8 digit survives two valid convs and two pools.
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import jax
@@ -134,11 +135,15 @@ class MLPFamily(nnx.Module):
 
 def layer_table(model: CNN, in_shape: tuple[int, ...], *, kernel: int, stride: int, padding: str) -> list[dict]:
     """Every layer's output shape (from jax.eval_shape), parameter count and FLOPs, and the
-    formula's prediction for each conv/pool output, checked against the traced shape."""
+    formula's prediction for each conv/pool output, checked against the traced shape.
+    `model` may be abstract (nnx.eval_shape): nothing here computes a value."""
     rows = []
     x = jax.ShapeDtypeStruct((1, *in_shape), jnp.float32)
 
     def shape_of(fn, arg):
+        if isinstance(fn, nnx.Module):  # its parameters go in as (abstract) arguments
+            graphdef, state = nnx.split(fn)
+            return jax.eval_shape(lambda s, a: nnx.merge(graphdef, s)(a), state, arg)
         return jax.eval_shape(fn, arg)
 
     size = tuple(in_shape[:-1])
@@ -148,31 +153,31 @@ def layer_table(model: CNN, in_shape: tuple[int, ...], *, kernel: int, stride: i
         y = shape_of(conv, x)
         formula = [conv_out(n, kernel, stride, sum(p)) for n, p in zip(size, pads)]
         cin, cout = x.shape[-1], y.shape[-1]
-        out_elems = int(jnp.prod(jnp.array(y.shape[1:-1])))
+        out_elems = math.prod(y.shape[1:-1])
         rows.append({"layer": f"conv{i + 1}", "shape": list(y.shape[1:]),
-                     "params": int(conv.kernel[...].size + conv.bias[...].size),
+                     "params": math.prod(conv.kernel.shape) + math.prod(conv.bias.shape),
                      "flops": 2 * (kernel ** len(size)) * cin * cout * out_elems,
                      "kernel": kernel, "stride": stride, "padding": [sum(p) for p in pads],
                      "formula": formula, "formula_ok": formula == list(y.shape[1:-1])})
         x = y
         rows.append({"layer": f"relu{i + 1}", "shape": list(y.shape[1:]), "params": 0,
-                     "flops": int(jnp.prod(jnp.array(y.shape[1:])))})
+                     "flops": math.prod(y.shape[1:])})
         size = tuple(y.shape[1:-1])
         if model.pool != "none":
             pp = model.pool_pads[i]
             y = shape_of(partial(_pool, kind=model.pool, w=model.pool_size, pads=pp), x)
             formula = [pool_out(n, model.pool_size) for n in size]
             rows.append({"layer": f"{model.pool}pool{i + 1}", "shape": list(y.shape[1:]), "params": 0,
-                         "flops": int(jnp.prod(jnp.array(y.shape[1:]))) * model.pool_size ** len(size),
+                         "flops": math.prod(y.shape[1:]) * model.pool_size ** len(size),
                          "kernel": model.pool_size, "stride": model.pool_size, "padding": [sum(p) for p in pp],
                          "formula": formula, "formula_ok": formula == list(y.shape[1:-1])})
             x = y
             size = tuple(y.shape[1:-1])
-    flat = int(jnp.prod(jnp.array(x.shape[1:])))
+    flat = math.prod(x.shape[1:])
     rows.append({"layer": "flatten", "shape": [flat], "params": 0, "flops": 0})
     for name, lin in (("dense", model.hidden), ("logits", model.head)):
         if lin is None:
             continue
-        n_in, n_out = lin.kernel[...].shape
+        n_in, n_out = lin.kernel.shape
         rows.append({"layer": name, "shape": [n_out], "params": int(n_in * n_out + n_out), "flops": 2 * n_in * n_out})
     return rows
