@@ -90,15 +90,10 @@ def versions() -> dict:
     return {"dlx": __version__, "jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__}
 
 
-def device_info() -> list[str]:
-    import jax
-
-    return [f"{d.platform}:{d.id} {getattr(d, 'device_kind', '')}".strip() for d in jax.devices()]
-
-
 def backend_info() -> dict:
     """What a run's numbers depend on besides its config: the devices and the precision of
     float32 matmuls (set by setup_jax, or the user's JAX_DEFAULT_MATMUL_PRECISION)."""
     import jax
 
-    return {"devices": device_info(), "matmul_precision": jax.config.jax_default_matmul_precision or "default"}
+    devices = [f"{d.platform}:{d.id} {getattr(d, 'device_kind', '')}".strip() for d in jax.devices()]
+    return {"devices": devices, "matmul_precision": jax.config.jax_default_matmul_precision or "default"}

@@ -70,9 +70,9 @@ class Run:
         persist=False: records only, no run directory (bench, --shapes-only)."""
         from dlx import runtime
 
+        base = {"config": self.cfg.to_dict(), "versions": runtime.versions(), **runtime.backend_info()}
         if not persist:
-            self.out.emit("config", {"config": self.cfg.to_dict(), "versions": runtime.versions(),
-                                     **runtime.backend_info(), **extra})
+            self.out.emit("config", {**base, **extra})
             return
         path = self.cfg.out or os.path.join("runs", self.run_id)
         if getattr(self.cfg, "process_id", 0) > 0:
@@ -84,8 +84,7 @@ class Run:
         self.dir = RunDir(path, resume=self.resumed, force=self.cfg.force)
         self.started = True
         self.out.attach(self.run_id, self.dir.file("metrics.jsonl"), append=self.resumed)
-        record = {"config": self.cfg.to_dict(), "versions": runtime.versions(),
-                  **runtime.backend_info(), "run_dir": path, "resumed": self.resumed, **extra}
+        record = {**base, "run_dir": path, "resumed": self.resumed, **extra}
         if not self.resumed:
             self.dir.write_json("config.json", {"run": self.run_id, **record})
         self.out.emit("config", record)
