@@ -8,8 +8,10 @@ import sys
 import pytest
 
 # A step whose temporaries (two (2048, 8192) float32 arrays, 64 MiB each) never leave the
-# call, run 8 times: whether the allocator setting applied, and the fewest minor page faults
-# of one call (the first calls may still grow the heap while its free blocks settle).
+# call, run CALLS times: whether the allocator setting applied, and the median minor page faults
+# of one call. Not the last call's or the fewest: with the setting, the heap still grows by
+# the working set in a few calls while its free blocks settle (small live allocations split
+# the freed holes), at varying calls: 1-9 of 30 calls here, once all of the first 8.
 _FAULTS = """
 import resource
 from dlx import runtime
@@ -18,11 +20,11 @@ import jax, jax.numpy as jnp
 f = jax.jit(lambda x: (jnp.cumsum(x * 2.0, axis=0) + 1.0).sum())
 x = jnp.ones((2048, 8192), jnp.float32)
 faults = []
-for _ in range(8):
+for _ in range(CALLS):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     f(x).block_until_ready()
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-print(applied, min(faults))
+print(applied, sorted(faults)[len(faults) // 2])
 """
 
 
@@ -34,9 +36,9 @@ def _glibc() -> bool:
         return False
 
 
-def _faults(**env):
-    p = subprocess.run([sys.executable, "-c", _FAULTS], capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "JAX_PLATFORMS": "cpu", **env})
+def _faults(calls=40, **env):
+    p = subprocess.run([sys.executable, "-c", _FAULTS.replace("CALLS", str(calls))],
+                       capture_output=True, text=True, timeout=120, env={**os.environ, "JAX_PLATFORMS": "cpu", **env})
     assert p.returncode == 0, p.stderr
     applied, faults = p.stdout.split()
     return applied == "True", int(faults)
@@ -45,13 +47,13 @@ def _faults(**env):
 @pytest.mark.skipif(not _glibc(), reason="the allocator setting is glibc's")
 def test_large_temporaries_are_reused_not_faulted_in_every_call():
     # Without the setting, every call maps its 128 MiB of temporaries afresh (32K pages of
-    # 4 KiB faulted in); with it, the freed blocks are reused.
-    applied, untuned = _faults(DLX_MALLOC_TUNING="0")
+    # 4 KiB faulted in); with it, the freed blocks are reused in most calls.
+    applied, untuned = _faults(8, DLX_MALLOC_TUNING="0")  # every call faults
     assert not applied
     assert untuned > 16384, "the check no longer sees the faults the setting removes"
     applied, tuned = _faults()
     assert applied
-    assert tuned < 1024, f"{tuned} minor page faults in every call with the setting ({untuned} without)"
+    assert tuned < 1024, f"{tuned} minor page faults in the median call with the setting ({untuned} without)"
 
 
 _PRECISION = """
