@@ -12,8 +12,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+from dlx.checkpoint import Checkpointer
 from dlx.config import Common
-from dlx.errors import RunFailure
+from dlx.errors import RunFailure, UsageError
 from dlx.output import Output
 from dlx.session import Run
 from dlx.train import Trainer, epoch_batch, fit
@@ -136,6 +137,16 @@ def _poisoned(nan_at: int):
         return {**state, "w": w}, {"loss": loss}
 
     return Trainer(init=init, step=step, evaluate=lambda s: {"w0": float(s["w"][0])})
+
+
+def test_a_missing_checkpoint_directory_is_no_checkpoint_and_is_not_created(tmp_path):
+    # train-lstm --from-run reads a run's checkpoint and promises to write nothing.
+    ck = Checkpointer(str(tmp_path / "none"))
+    assert ck.latest_step() is None
+    with pytest.raises(UsageError, match="no checkpoint"):
+        ck.restore({"w": jnp.zeros(2)})
+    ck.close()
+    assert not (tmp_path / "none").exists()
 
 
 def test_nan_guard_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path):

@@ -78,3 +78,41 @@ def test_float32_matmuls_and_convolutions_run_in_float32_unless_the_user_chooses
                        env={**e, "JAX_PLATFORMS": "cpu", **env})
     assert p.returncode == 0, p.stderr
     assert p.stdout.split("\n")[:2] == [want, ops]
+
+
+_IMPORTS = """
+import sys
+if "preload" in sys.argv:
+    import IPython  # as inside a notebook
+from dlx import runtime
+runtime.setup_jax()
+import dlx.train
+print("flax.nnx" in sys.modules, "IPython" in sys.modules, "orbax" in sys.modules)
+import flax.nnx, IPython  # IPython still importable afterwards
+print(IPython.get_ipython.__module__)
+"""
+
+
+def _ipython_installed() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("IPython") is not None
+
+
+def test_start_up_imports_neither_ipython_nor_orbax():
+    # flax.nnx imports IPython just to ask whether it runs in a notebook (0.36 s of every
+    # launch here); orbax (0.28 s) is needed only at a run's first checkpoint.
+    p = subprocess.run([sys.executable, "-c", _IMPORTS], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    if not _ipython_installed():
+        assert p.stdout.split("\n")[0] == "True False False" and "No module named 'IPython'" in p.stderr
+        return
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["True", "False", "False", "IPython.core.getipython"]
+
+
+@pytest.mark.skipif(not _ipython_installed(), reason="needs IPython installed")
+def test_inside_ipython_flax_is_imported_as_usual():
+    p = subprocess.run([sys.executable, "-c", _IMPORTS, "preload"], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split()[1:] == ["True", "False", "IPython.core.getipython"]
