@@ -9,7 +9,7 @@ import pytest
 
 from dlx.data import Corpus
 from dlx.errors import UsageError
-from dlx.tasks.sequence import (COPY_DELIM, adding_batch, copy_baseline, copy_batch, make_task,
+from dlx.tasks.sequence import (COPY_DELIM, EVAL_EXAMPLES, EVAL_KEY, adding_batch, copy_baseline, copy_batch, make_task,
                                 recurrent_trainer)
 
 
@@ -102,3 +102,12 @@ def test_trainer_learns_adding_and_evaluates_per_seed():
     res = trainer.evaluate(stacked)
     assert isinstance(res["mse"], list) and len(res["mse"]) == 3
     assert len(set(res["mse"])) == 3                          # three different inits
+
+
+@pytest.mark.parametrize("name, make_batch", [("adding", adding_batch), ("copy", copy_batch)])
+def test_fixed_eval_batch_is_the_one_drawn_op_by_op(name, make_batch):
+    # Drawn by one compiled program for start-up time; the numbers must not change with that.
+    task = make_task(name, seq_len=30)
+    want = make_batch(jax.random.PRNGKey(EVAL_KEY), EVAL_EXAMPLES, 30)
+    np.testing.assert_array_equal(task.data["x"], want[0])
+    np.testing.assert_array_equal(task.data["y"], want[1])
