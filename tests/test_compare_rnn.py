@@ -136,10 +136,32 @@ def test_sweep_keeps_every_length_and_the_longest_on_top(sweep):
 
 def test_same_seed_same_numbers_whatever_the_other_cells(three, sweep):
     """Seed i of the GRU sees the same data and initial key whether it is trained beside the
-    RNN and LSTM or alone, at one length or in a sweep: the numbers are identical."""
-    alone = sweep[0].summary["cells"]["gru"]["by_seq_len"]["12"]
-    beside = three[0].summary["cells"]["gru"]["by_seq_len"]["12"]
-    assert strip_timing(alone) == strip_timing(beside)
+    RNN and LSTM or alone, at one length or in a sweep: the numbers are identical on the CPU.
+    On a GPU (README) they agree to float32 rounding: XLA may order a reduction differently
+    in the two programs (an H100 gave 4e-7 relative)."""
+    import jax
+
+    alone = strip_timing(sweep[0].summary["cells"]["gru"]["by_seq_len"]["12"])
+    beside = strip_timing(three[0].summary["cells"]["gru"]["by_seq_len"]["12"])
+    if jax.default_backend() == "cpu":
+        assert alone == beside
+    else:
+        a, b = [], []
+        assert _split(alone, a) == _split(beside, b)
+        assert a and a == pytest.approx(b, rel=1e-5)
+
+
+def _split(tree, numbers: list):
+    """A JSON tree -> the same tree with its numbers replaced by 0; the numbers are appended
+    to `numbers` in key order."""
+    if isinstance(tree, dict):
+        return {k: _split(tree[k], numbers) for k in sorted(tree)}
+    if isinstance(tree, list):
+        return [_split(v, numbers) for v in tree]
+    if isinstance(tree, (int, float)) and not isinstance(tree, bool):
+        numbers.append(tree)
+        return 0
+    return tree
 
 
 # ---- verdicts on known numbers ------------------------------------------------------------
