@@ -316,10 +316,9 @@ def _lstm_loop_bwd(L, unroll, res, cts):
     c_prev = jnp.concatenate([L.to(c0)[None], cs[:-1]])      # c_{t-1}
     scale, _ = _lstm_affine(ts, L)
     i, f, n, o = _lstm_activate(ts, L)
-    dgate = L.split(scale * scale * (1.0 - ts * ts), 4)      # d gate / d its z
     tc = jnp.tanh(cs)
     P = o * (1.0 - tc * tc)                                  # d h_t / d c_t
-    Q = L.cat([n * dgate[0], c_prev * dgate[1], i * dgate[2], tc * dgate[3]])
+    Q = scale * scale * (1.0 - ts * ts) * L.cat([n, c_prev, i, tc])  # (d gate / d its z) * M
     # f_{t+1}; after the last step 1, since dc_last is the cotangent of c_T itself.
     f_next = jnp.concatenate([f[1:], jnp.ones_like(f[:1])])
     d_in = L.to(d_hs)
