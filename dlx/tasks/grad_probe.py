@@ -44,7 +44,7 @@ from dlx.metrics.grads import (
     verdict,
 )
 from dlx.models.mlp import DeepMLP, activation_id
-from dlx.train import Trainer, epoch_batch, fit, shard_batch
+from dlx.train import Trainer, epoch_batch, fit, init_program, shard_batch
 
 RNN_INPUTS = 8
 SPARK = "▁▂▃▄▅▆▇█"
@@ -110,9 +110,13 @@ def _run_mlp(cfg, run):
 
     nets = []
     for c in combos:
-        model = DeepMLP(x.shape[1], cfg.width, c["depth"], data.classes, activation=c["activation"],
-                        init=c["init"], init_scale=c["init_scale"], rngs=nnx.Rngs(cfg.seed))
-        nets.append((c, *nnx.split(model, nnx.Param)))
+        def make(c=c):
+            return DeepMLP(x.shape[1], cfg.width, c["depth"], data.classes, activation=c["activation"],
+                           init=c["init"], init_scale=c["init_scale"], rngs=nnx.Rngs(cfg.seed))
+        # The structure from an abstract model, the weights from one init program: built
+        # eagerly, every layer's draw was a program of its own (1.7 s of a cold run).
+        graphdef, _ = nnx.split(nnx.eval_shape(make), nnx.Param)
+        nets.append((c, graphdef, init_program(lambda make=make: nnx.state(make(), nnx.Param))()))
     probes = _probe_mlp(nets, x, y)
 
     results = []
