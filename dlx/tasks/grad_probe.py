@@ -44,6 +44,7 @@ from dlx.metrics.grads import (
     verdict,
 )
 from dlx.models.mlp import DeepMLP, activation_id
+from dlx.tasks.classify import split_init
 from dlx.train import Trainer, epoch_batch, fit, init_program, shard_batch
 
 RNN_INPUTS = 8
@@ -110,14 +111,13 @@ def _run_mlp(cfg, run):
 
     nets = []
     for c in combos:
-        def make(c=c):
-            return DeepMLP(x.shape[1], cfg.width, c["depth"], data.classes, activation=c["activation"],
-                           init=c["init"], init_scale=c["init_scale"], rngs=nnx.Rngs(cfg.seed))
         # The structure from an abstract model, the weights from one init program. Built
         # eagerly, each draw and op ran as a program of its own: a default run from an empty
         # cache took 6.93 s against 6.47 now.
-        graphdef, _ = nnx.split(nnx.eval_shape(make), nnx.Param)
-        nets.append((c, graphdef, init_program(lambda make=make: nnx.state(make(), nnx.Param))()))
+        graphdef, init = split_init(lambda rngs, c=c: DeepMLP(
+            x.shape[1], cfg.width, c["depth"], data.classes, activation=c["activation"], init=c["init"],
+            init_scale=c["init_scale"], rngs=rngs))
+        nets.append((c, graphdef, init_program(init)(jax.random.key(cfg.seed))))
     probes = _probe_mlp(nets, x, y)
 
     results = []

@@ -290,12 +290,12 @@ class _Judge:
     """The trained classifier and, computed at first use (after the first training steps are
     on screen: 0.35 s of start-up), its test accuracy and the real images' features."""
 
-    def __init__(self, apply, params, images, test_accuracy):
-        self.apply, self.params, self._images, self._test_accuracy = apply, params, images, test_accuracy
+    def __init__(self, apply, params, images, evaluate):
+        self.apply, self.params, self._images, self._evaluate = apply, params, images, evaluate
 
     @functools.cached_property
     def accuracy(self) -> float:
-        return float(self._test_accuracy(self.params))
+        return float(self._evaluate(self.params)[1])  # evaluate: params -> (loss, accuracy)
 
     @functools.cached_property
     def real(self) -> np.ndarray:
@@ -370,8 +370,7 @@ def _judge(run, images) -> _Judge:
         f = jax.nn.relu(m.hidden(h.reshape(x.shape[0], -1)))  # (N, 64)
         return jax.nn.softmax(m.head(f)), f
 
-    test = eval_fn(graphdef, jnp.asarray(images.x_test), jnp.asarray(images.y_test))
-    return _Judge(apply, params, images, lambda p: test(p)[1])
+    return _Judge(apply, params, images, eval_fn(graphdef, jnp.asarray(images.x_test), jnp.asarray(images.y_test)))
 
 
 # ---- pictures --------------------------------------------------------------------------------
