@@ -16,9 +16,12 @@ LEVEL = 0.95
 
 
 def _t_quantile(df: int, level: float = LEVEL) -> float:
-    from scipy.stats import t  # imported on use: scipy.stats takes a moment to load
+    # scipy.special, not scipy.stats: the same Student's t functions (scipy.stats.t calls
+    # them; equal bit for bit), imported in 0.3 s instead of 1.2 s at the end of every run
+    # over seeds. Imported on use.
+    from scipy.special import stdtrit
 
-    return float(t.ppf(0.5 + level / 2, df))
+    return float(stdtrit(df, 0.5 + level / 2))
 
 
 def _clean(values: Iterable[float], what: str) -> list[float]:
@@ -82,10 +85,10 @@ def _p_value(d: list[float]) -> float | None:
     m = mean(d)
     if s == 0:
         return 1.0 if m == 0 else 0.0
-    from scipy.stats import t
+    from scipy.special import stdtr  # Student's t CDF: sf(x) = cdf(-x)
 
     stat = m / (s / math.sqrt(len(d)))
-    return float(2 * t.sf(abs(stat), len(d) - 1))
+    return float(2 * stdtr(len(d) - 1, -abs(stat)))
 
 
 def direction(diff: dict) -> int | None:
