@@ -116,3 +116,29 @@ def test_inside_ipython_flax_is_imported_as_usual():
                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
     assert p.returncode == 0, p.stderr
     assert p.stdout.split()[1:] == ["True", "False", "IPython.core.getipython"]
+
+
+# XLA:CPU's codegen level: set where the CPU is the only backend, never over the user's.
+_FLAGS = """
+import os
+from dlx import runtime
+runtime.setup_jax()
+print(os.environ.get("XLA_FLAGS", ""))
+"""
+
+
+@pytest.mark.parametrize("user, want", [("", "--xla_backend_optimization_level=2"),
+                                        ("--xla_backend_optimization_level=3", "--xla_backend_optimization_level=3")])
+def test_cpu_codegen_level_is_set_unless_the_user_chose_one(user, want):
+    p = subprocess.run([sys.executable, "-c", _FLAGS], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": user})
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == [want]
+
+
+@pytest.mark.parametrize("platforms, cpu", [("cpu", True), ("cuda", False), ("cpu,cuda", False), ("tpu", False)])
+def test_cpu_only_follows_jax_platforms(monkeypatch, platforms, cpu):
+    from dlx import runtime
+
+    monkeypatch.setenv("JAX_PLATFORMS", platforms)
+    assert runtime.cpu_only() is cpu
