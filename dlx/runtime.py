@@ -71,16 +71,18 @@ def import_flax() -> None:
         del sys.modules["IPython"]
 
 
-# XLA:CPU's LLVM optimisation level (XLA's default: 3). Measured 2026-11-26 on the 2-core
-# CPU with an empty compilation cache: a small LSTM step scanned 15 times (compare-rnn's form:
-# hidden 16, T = 12, 2 seeds) compiled in 3.1-3.6 s at 2 against 5.2-6.7 s at 3 (separate
-# processes, alternated), and that whole compare-rnn run took 0.85x the wall time (3 pairs).
-# Large programs gain little: `dlx bench`'s five steps compiled as fast (dcgan 10-25% faster)
-# and default cnn-demo and compare-rnn runs took as long (wall ratios 1.04, 1.02: noise). All
-# five bench steps ran as fast (time ratios 0.94-1.08 either way) and computed the same
-# states bit for bit after 60 steps (-O3 adds inlining and unrolling to -O2, no
-# floating-point liberties). Small programs are what sweeps and tests compile by the dozen.
+# XLA:CPU's LLVM optimisation level for every program but a large training step (XLA's
+# default: 3). Measured 2026-11-26 on the 2-core CPU with an empty compilation cache: a small
+# LSTM step scanned 15 times (compare-rnn's form: hidden 16, T = 12, 2 seeds) compiled in
+# 3.1-3.6 s at 2 against 5.2-6.7 s at 3 (separate processes, alternated), and that whole
+# compare-rnn run took 0.85x the wall time (3 pairs); the test suite 406 s against 512.
+# Results are the same bit for bit (-O3 adds inlining and unrolling to -O2, no
+# floating-point liberties). But the large steps gain little compile time and, at -O2, the
+# conv steps may run slower: dcgan 0.98-1.10x, cnn 0.99-1.04x the -O3 step time over seven
+# alternated sittings. So a step dispatched one call per step, the run's hot program, keeps
+# -O3 (`step_compiler_options`).
 CPU_CODEGEN_LEVEL = 2
+STEP_CODEGEN_LEVEL = 3
 
 
 def cpu_only() -> bool:
@@ -93,6 +95,16 @@ def cpu_only() -> bool:
     if platforms:
         return all(p.strip() == "cpu" for p in platforms.split(","))
     return importlib.util.find_spec("jax_plugins") is None and importlib.util.find_spec("libtpu") is None
+
+
+def step_compiler_options() -> dict:
+    """Compiler options for a training step run one compiled call per step (`fit`, `dlx
+    bench`): XLA's own -O3 where dlx's -O2 for everything else is in effect, else nothing
+    (the user's XLA_FLAGS, or an accelerator's defaults, apply as they are)."""
+    flag = f"--xla_backend_optimization_level={CPU_CODEGEN_LEVEL}"
+    if flag in os.environ.get("XLA_FLAGS", "").split():
+        return {"xla_backend_optimization_level": STEP_CODEGEN_LEVEL}
+    return {}
 
 
 def _add_xla_flag(name: str, value) -> None:

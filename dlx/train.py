@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dlx import runtime
 from dlx.checkpoint import Checkpointer
 from dlx.errors import Interrupted, RunFailure
 
@@ -244,7 +245,7 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
             # then costs one compilation (the chunk), not two.
             use_scan = _lowered_flops(lowered) < SCAN_BELOW_FLOPS
         if not use_scan:
-            single = lowered.compile()
+            single = lowered.compile(runtime.step_compiler_options())
             analysis = _analyse(single, 1)
         compile_s += time.perf_counter() - t
     points = _schedule(start, steps, [log_every, eval_every])

@@ -142,3 +142,15 @@ def test_cpu_only_follows_jax_platforms(monkeypatch, platforms, cpu):
 
     monkeypatch.setenv("JAX_PLATFORMS", platforms)
     assert runtime.cpu_only() is cpu
+
+
+@pytest.mark.parametrize("flags, options", [
+    ("--xla_backend_optimization_level=2", {"xla_backend_optimization_level": 3}),  # dlx's level: the step keeps -O3
+    ("--xla_backend_optimization_level=1", {}),                                      # the user's own level applies
+    ("", {}),                                                                        # XLA's defaults
+])
+def test_a_step_run_one_call_each_compiles_at_xlas_own_level(monkeypatch, flags, options):
+    from dlx import runtime
+
+    monkeypatch.setenv("XLA_FLAGS", flags)
+    assert runtime.step_compiler_options() == options

@@ -13,6 +13,7 @@ import time
 import jax
 import jax.numpy as jnp
 
+from dlx import runtime
 from dlx.train import chunked, init_program, param_count, seeded
 
 DEFAULT_BATCH = {"lstm": 32, "gru": 32, "rnn": 32, "dcgan": 64, "cnn": 128, "ring8": 128, "adding": 32}
@@ -89,7 +90,7 @@ def time_trainer(trainer, *, steps: int, warmup: int, scan: int, seed: int = 0, 
     data = jax.device_put(trainer.data)
     step = jax.jit(step_fn, donate_argnums=0)
     t = time.perf_counter()
-    compiled = step.lower(state, jnp.int32(0), data).compile()
+    compiled = step.lower(state, jnp.int32(0), data).compile(runtime.step_compiler_options())  # as fit's
     compile_s = time.perf_counter() - t
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
