@@ -284,3 +284,23 @@ def test_scan_decision_counts_flops_where_the_backend_analyses_only_compiled_pro
     assert train._lowered_flops(lowered) >= dots
     assert train._lowered_flops(PluginLowered()) == train._lowered_flops(lowered)
     assert train._lowered_flops(object()) == math.inf   # nothing to analyse: dispatched, the safe choice
+
+
+def test_scan_decision_counts_flops_where_jax_platforms_names_no_cpu(monkeypatch):
+    """JAX_PLATFORMS=cuda starts no CPU backend (an H100 run of the suite had it so, and every
+    small step went one call each); the analysis then uses a host client of dlx's own."""
+    from dlx import train
+
+    lowered = jax.jit(lambda a, b: jnp.tanh(a @ b)).lower(jnp.ones((64, 32)), jnp.ones((32, 16)))
+    real = jax.local_devices
+
+    def no_cpu(*args, backend=None, **kw):
+        if backend == "cpu":
+            raise RuntimeError("Unknown backend cpu. Available: ['cuda']")
+        return real(*args, backend=backend, **kw)
+
+    monkeypatch.setattr(jax, "local_devices", no_cpu)
+    monkeypatch.setattr(train, "_HOST_CLIENT", None)
+    client = train._host_client()
+    assert client is not real(backend="cpu")[0].client
+    assert train._host_cost(lowered)["flops"] == lowered.cost_analysis()["flops"]
