@@ -23,3 +23,11 @@ def test_bench_reports_every_documented_field_and_times_vmapped_seeds(in_tmp):
     assert abs(rnn["examples_per_s"] - 2 * 4 * 1e3 / rnn["ms_per_step"]) / rnn["examples_per_s"] < 0.01
     assert [e["workload"] for e in r.event("eval")] == ["rnn", "ring8"]
     assert not (in_tmp / "runs").exists()  # bench writes no run directory
+
+
+def test_small_fractions_keep_their_digits():
+    """A tiny step on an H100 used 7e-7 of its peak; four decimals reported it as 0."""
+    from dlx.tasks.bench import _sig
+
+    assert _sig(7.3456e-7) == 7.346e-7 and _sig(0.0) == 0.0
+    assert _sig(1234.567) == 1235.0 and _sig(0.0123456) == 0.01235

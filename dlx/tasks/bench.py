@@ -81,6 +81,12 @@ def _block(tree):
     jax.tree.map(lambda x: x.block_until_ready(), tree)
 
 
+def _sig(x: float, digits: int = 4) -> float:
+    """Round to significant digits, not decimals: a tiny step on a GPU uses ~1e-6 of its
+    peak, which four decimals reported as 0 (an H100 run of the suite saw it)."""
+    return float(f"{x:.{digits}g}")
+
+
 def time_trainer(trainer, *, steps: int, warmup: int, scan: int, seed: int = 0, seeds: int = 1) -> dict:
     """Times of trainer.step; with seeds > 1, of the step of `seeds` models vmapped in one
     program, as `fit(..., seeds=N)` trains them (ms_per_step is then per step of all N)."""
@@ -108,7 +114,7 @@ def time_trainer(trainer, *, steps: int, warmup: int, scan: int, seed: int = 0, 
     ms = (time.perf_counter() - t) / steps * 1e3
     res = {"compile_s": round(compile_s, 3), "ms_per_step": round(ms, 3),
            "examples_per_s": round(trainer.examples_per_step * seeds * 1e3 / ms, 1),
-           "gflops_per_step": round(flops / 1e9, 4), "gflop_per_s": round(flops / 1e9 / (ms / 1e3), 2),
+           "gflops_per_step": _sig(flops / 1e9), "gflop_per_s": _sig(flops / 1e9 / (ms / 1e3)),
            "params": param_count(state["params"]) if isinstance(state, dict) and "params" in state else None,
            "seeds": seeds}
     if scan:
@@ -138,14 +144,14 @@ def run(cfg, run):
         trainer, shape = BUILDERS[name](cfg, cfg.batch or DEFAULT_BATCH[name])
         r = time_trainer(trainer, steps=cfg.steps, warmup=cfg.warmup, scan=cfg.scan, seed=cfg.seed,
                          seeds=cfg.seeds)
-        r["fraction_of_peak"] = round(r["gflop_per_s"] / peak, 4)
+        r["fraction_of_peak"] = _sig(r["gflop_per_s"] / peak)
         r["shape"] = shape
         results[name] = r
         run.emit("eval", {"workload": name, **r})
         run.out.info(f"{name}: {r['ms_per_step']:.2f} ms/step")
     cols = ["workload", "compile s", "ms/step", "ms/step (scan)", "examples/s", "GFLOP/s", "of peak"]
     rows = [[n, r["compile_s"], r["ms_per_step"], r.get("ms_per_step_scanned", "-"), r["examples_per_s"],
-             r["gflop_per_s"], f"{100 * r['fraction_of_peak']:.1f}%"] for n, r in results.items()]
+             r["gflop_per_s"], f"{100 * r['fraction_of_peak']:.2g}%"] for n, r in results.items()]
     run.out.table(f"dlx bench on {jax.devices()[0].platform} (matmul peak {peak:.1f} GFLOP/s)", cols, rows)
     run.out.emit("summary", {"workloads": results, "matmul_peak_gflop_per_s": round(peak, 2),
                              "device": str(jax.devices()[0].device_kind), "platform": jax.devices()[0].platform})
