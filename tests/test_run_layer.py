@@ -1,9 +1,11 @@
 """The shared run layer's promises: the JSON Lines contract, the NaN guard, resume that
 equals an uninterrupted run, signals, and run directories that are never clobbered."""
 
+import io
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,13 +13,14 @@ import sys
 import jax
 import jax.numpy as jnp
 import pytest
+from contextlib import redirect_stdout
 
 from dlx.checkpoint import Checkpointer
 from dlx.config import Common
 from dlx.errors import RunFailure, UsageError
 from dlx.output import Output
 from dlx.session import Run
-from dlx.train import Trainer, epoch_batch, fit
+from dlx.train import Trainer, epoch_batch, fit, per_member
 from tests.helpers import dlx, dlx_subprocess, strip_timing
 
 FAST = ["--steps", "30", "--log-every", "10", "--eval-every", "10", "--no-mlp-baseline", "--feature-maps", "0",
@@ -177,6 +180,81 @@ def test_vmapped_seeds_are_independent_runs(tmp_path):
     for i in range(8):
         s, _ = step(s, jnp.int32(i), None)
     assert abs(float(s["x"]) - xs[2]) < 1e-5
+
+
+def _members(lrs):
+    """Gradient descent on (w - 3)^2, one member per learning rate (lr 2 or more diverges)."""
+    def init(key):
+        return {"w": jnp.zeros(len(lrs)), "lr": jnp.asarray(lrs, jnp.float32)}
+
+    def one(state, i, data):
+        g = 2 * (state["w"] - 3.0)
+        w = state["w"] - state["lr"] * g
+        return {**state, "w": w}, {"loss": (w - 3.0) ** 2}
+
+    def evaluate(state, alive):
+        return [{"w": float(w)} if a else None for w, a in zip(state["w"], alive)]
+
+    return Trainer(init=init, step=per_member(one, len(lrs)), evaluate=evaluate,
+                   members=[{"model": f"lr{lr}"} for lr in lrs])
+
+
+def test_members_get_their_own_records_and_one_diverging_leaves_the_others(tmp_path):
+    """A comma sweep's nets trained as the members of one program: each its own tagged
+    records; a member going to Inf/NaN stops being reported, and the others train on."""
+    run = Run(Common(command="cnn-demo", steps=400, out=str(tmp_path / "run"), json=True),
+              Output(command="test", json_mode=True, quiet=True), "test-run")
+    run.start()
+    out = io.StringIO()
+    with redirect_stdout(out):
+        res = fit(run, _members([0.1, 20.0, 0.25]), steps=400, seed=0, log_every=40, eval_every=100)
+    recs = [json.loads(line) for line in out.getvalue().splitlines()]
+    trains = [r for r in recs if r["event"] == "train"]
+    assert {r["model"] for r in trains if r["step"] == 400} == {"lr0.1", "lr0.25"}
+    # lr 20: the error grows 39x per step, so the loss 9 * 39^(2t) passes float32's 3.4e38 at t = 12
+    (msg,) = res.diverged.values()
+    assert list(res.diverged) == [1] and re.search(r"loss became (Inf|NaN) at step (\d+)", msg)
+    at = int(re.search(r"at step (\d+)", msg).group(1))
+    assert at == 12 and not [r for r in recs if r.get("model") == "lr20.0" and r["event"] == "eval"]
+    assert res.eval[1] is None and res.eval[0]["w"] == pytest.approx(3.0) and res.eval[2]["w"] == pytest.approx(3.0)
+    assert res.train[0]["loss"] < 1e-6 and res.train[1] is None
+    # Resume from the group's checkpoint at step 300 ends where the uninterrupted run did.
+    ck = Checkpointer(str(tmp_path / "run/checkpoints/main"))
+    state, meta = ck.restore({"w": jnp.zeros(3), "lr": jnp.zeros(3)}, step=300)
+    ck.close()
+    assert meta["diverged"] == {"1": msg} and len(meta["sums"]["loss"]) == 3
+
+
+def test_members_compute_what_each_model_alone_computes_bit_for_bit():
+    """per_member runs one copy of the step per member: the same arithmetic as a model
+    trained alone. (jax.vmap here batches the matmuls: the first member's loss at step 20
+    was 2.3014986 in the group and 2.3014984 alone.)"""
+    from flax import nnx
+
+    from dlx.metrics.grads import cross_entropy
+    from dlx.models.mlp import DeepMLP
+
+    nets = [nnx.split(DeepMLP(64, 64, 10, 10, init=init, rngs=nnx.Rngs(0)), nnx.Param)
+            for init in ("standard", "glorot", "he")]
+    graphdef = nets[0][0]
+    xs = jax.random.normal(jax.random.PRNGKey(0), (1437, 64))
+    ys = jax.random.randint(jax.random.PRNGKey(1), (1437,), 0, 10)
+
+    def step(state, i, data):  # plain SGD on a batch of 256 drawn from the step number
+        idx = epoch_batch(jax.random.PRNGKey(3), i, 1437, 256)
+        loss, grads = jax.value_and_grad(lambda p: cross_entropy(nnx.merge(graphdef, p)(xs[idx]), ys[idx]))(state)
+        return jax.tree.map(lambda p, g: p - 0.1 * g, state, grads), {"loss": loss}
+
+    states = [p for _, p in nets]
+    stacked = jax.tree.map(lambda *x: jnp.stack(x), *states)
+    together, alone = jax.jit(per_member(step, 3)), jax.jit(step)
+    for i in range(20):
+        stacked, m = together(stacked, jnp.int32(i), None)
+        outs = [alone(s, jnp.int32(i), None) for s in states]
+        states = [o[0] for o in outs]
+    assert m["loss"].tolist() == [float(o[1]["loss"]) for o in outs]
+    for j, s in enumerate(states):
+        assert all((a[j] == b).all() for a, b in zip(jax.tree.leaves(stacked), jax.tree.leaves(s)))
 
 
 def test_epoch_batches_visit_every_example_once_per_epoch():
