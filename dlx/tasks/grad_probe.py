@@ -11,8 +11,10 @@ RNN: the cell reads --seq-len steps of Gaussian inputs (RNN_INPUTS features) and
 reads h_T only, so ||dL/dh_t|| for t < T is the trip back through time. Cells of one kind
 are probed together, vmapped over their spectral radii.
 
-Training (--train-steps) goes through the shared loop, one `fit` per combination (tagged
-with its settings); every `eval` record holds the per-layer profile at that step.
+Training (--train-steps) goes through the shared loop: combinations of one depth and
+activation (they differ only in their weights) train as the members of one `fit`, in one
+program, each tagged with its settings; every `eval` record holds the per-layer profile at
+that step.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from dlx.metrics.grads import (
 )
 from dlx.models.mlp import DeepMLP, activation_id
 from dlx.tasks.classify import split_init
-from dlx.train import Trainer, epoch_batch, fit, init_program, shard_batch
+from dlx.train import Trainer, epoch_batch, fit, init_program, per_member, shard_batch
 
 RNN_INPUTS = 8
 SPARK = "▁▂▃▄▅▆▇█"
@@ -58,8 +60,12 @@ _rnn_sweep = jax.jit(rnn_probe_sweep, static_argnums=0)
 
 
 @partial(jax.jit, static_argnums=0)
-def _accuracy(graphdef, params, x, y):
-    return jnp.mean(jnp.argmax(nnx.merge(graphdef, params)(x), -1) == y)
+def _accuracies(graphdef, stacked_params, x, y):
+    """Test accuracy of each of a stack of parameter sets (leading axis)."""
+    def one(params):
+        return jnp.mean(jnp.argmax(nnx.merge(graphdef, params)(x), -1) == y)
+
+    return jax.vmap(one)(stacked_params)
 
 
 def run(cfg, run):
@@ -120,15 +126,22 @@ def _run_mlp(cfg, run):
         nets.append((c, graphdef, init_program(init)(jax.random.key(cfg.seed))))
     probes = _probe_mlp(nets, x, y)
 
-    results = []
-    for (c, graphdef, params), p in zip(nets, probes):
-        settings = {**c, "width": cfg.width}
-        if cfg.steps == 0:
-            results.append({**settings, **_profile(p)})
-        else:
-            train_data = (x_train, data.y_train)
-            test = (jnp.asarray(data.x_test.reshape(len(data.y_test), -1)), jnp.asarray(data.y_test))
-            results.append({**settings, **_train(cfg, run, c, graphdef, params, p, train_data, (x, y), test)})
+    results: list[dict | None] = [None] * len(nets)
+    if cfg.steps == 0:
+        results = [{**c, "width": cfg.width, **_profile(p)} for (c, _, _), p in zip(nets, probes)]
+    else:
+        train_data = (x_train, data.y_train)
+        test = (jnp.asarray(data.x_test.reshape(len(data.y_test), -1)), jnp.asarray(data.y_test))
+        # Combinations of one depth and activation differ only in their weights (init,
+        # scale): one fit trains them in one program, one compilation, one dispatch per
+        # step and one checkpoint for all. Activations stay apart (other graphdefs).
+        groups: dict[tuple, list[int]] = {}
+        for k, (c, _, _) in enumerate(nets):
+            groups.setdefault((c["depth"], c["activation"]), []).append(k)
+        for members in groups.values():
+            group = [(nets[k][0], nets[k][2], probes[k]) for k in members]
+            for k, r in zip(members, _train(cfg, run, group, nets[members[0]][1], train_data, (x, y), test)):
+                results[k] = {**nets[k][0], "width": cfg.width, **r}
 
     _plot_mlp(run.path("grad_norms.png"), results, cfg)
     if cfg.steps:
@@ -138,23 +151,27 @@ def _run_mlp(cfg, run):
             norms=lambda r: [row["preact_grad_norm"] for row in r["layers"]], what="|dL/dz|, layer 1 → L")
 
 
-def _train(cfg, run, combo, graphdef, params0, probe0, train_data, probe_batch, test) -> dict:
+def _train(cfg, run, group: list, graphdef, train_data, probe_batch, test) -> list[dict]:
     """SGD or Adam (optionally clipped) on the training set through the shared loop; the
-    probe runs at every evaluation. Returns the final profile, its history and the
-    clipping statistics, or the divergence message."""
+    probe runs at every evaluation. `group`: (combo, params0, probe0) of combinations that
+    share one structure (depth and activation: the same graphdef), trained in one program
+    (`per_member`: one copy of the step each, so each computes what it would alone), each a
+    member with its own records. Returns, per member, the final profile,
+    its history and the clipping statistics, or its divergence message."""
     tx = optax.sgd(cfg.lr) if cfg.optimizer == "sgd" else optax.adam(cfg.lr)
     theta, batch, n = cfg.clip, cfg.batch_size, len(train_data[1])
-    label = _label(combo)
+    labels = [_label(c) for c, _, _ in group]
+    single = len(group) == 1
 
-    def init(key):
+    def init_one(key, params0):
         # The probed net itself (same seed), so step 0 of training is the probe above.
         return {"params": params0, "opt": tx.init(params0), "key": jax.random.fold_in(key, 1),
                 "step": jnp.int32(0), "clipped_steps": jnp.int32(0),
                 "max_grad_norm": jnp.float32(0), "max_clipped_norm": jnp.float32(0), "last_loss": jnp.float32(jnp.nan)}
 
-    def step(state, i, data):
+    def step_one(state, i, data):
         xs, ys = data
-        idx = epoch_batch(state["key"], i, n, batch)
+        idx = epoch_batch(state["key"], i, n, batch)  # every member: the same batches
         xb, yb = shard_batch((xs[idx], ys[idx]))
         loss, grads = jax.value_and_grad(lambda p: cross_entropy(nnx.merge(graphdef, p)(xb), yb))(state["params"])
         if theta > 0:
@@ -170,52 +187,86 @@ def _train(cfg, run, combo, graphdef, params0, probe0, train_data, probe_batch, 
         return new, {"loss": loss, "grad_norm": st["global_norm"], "clipped": st["clipped"].astype(jnp.float32)}
 
     x, y = probe_batch
-    history, last = [], {"probe": probe0}
+    histories: list[list] = [[] for _ in group]
+    last = [p for _, _, p in group]  # each member's latest probe
 
-    def record(at: int, p: dict, acc: float) -> dict:
+    def record(j: int, at: int, p: dict, acc: float) -> dict:
         prof = _profile(p)
-        history.append({"step": at, "ratio": prof["ratio"], "verdict": prof["verdict"],
-                        "probe_loss": prof["probe_loss"], "test_accuracy": acc})
+        histories[j].append({"step": at, "ratio": prof["ratio"], "verdict": prof["verdict"],
+                             "probe_loss": prof["probe_loss"], "test_accuracy": acc})
         # No verdict string here: curves.png reads string fields of eval records as series tags.
         return {"probe_loss": prof["probe_loss"], "test_accuracy": acc, "ratio": prof["ratio"],
                 "decay_per_layer": prof["decay_per_layer"], **{k: p[k].tolist() for k in LAYER_FIELDS}}
 
-    def evaluate(state):
-        p = {k: v[0] for k, v in jax.device_get(_mlp_sweep(graphdef, stack_states([state["params"]]), x, y)).items()}
-        last["probe"] = p
-        return record(int(state["step"]), p, float(_accuracy(graphdef, state["params"], *test)))
+    def evaluate(state, alive=None):
+        params = stack_states([state["params"]]) if single else state["params"]
+        probes = jax.device_get(_mlp_sweep(graphdef, params, x, y))
+        accs = jax.device_get(_accuracies(graphdef, params, *test))
+        out = []
+        for j in range(len(group)):
+            if alive is not None and not alive[j]:
+                out.append(None)  # diverged: its last probe stays the one before
+                continue
+            last[j] = {k: v[j] for k, v in probes.items()}
+            out.append(record(j, int(np.asarray(state["step"]).reshape(-1)[j]), last[j], float(accs[j])))
+        return out[0] if single else out
 
-    tag = {"combo": label}  # strings only: plots.curves_from_metrics would plot numbers as metrics
-    logged = _logged_history(run.path("metrics.jsonl"), label) if run.resumed else []
+    logged = [_logged_history(run.path("metrics.jsonl"), lb) if run.resumed else [] for lb in labels]
     if not run.resumed:  # the profile before any training, as the eval record of step 0
-        run.emit("eval", {"step": 0, **tag, **record(0, probe0, float(_accuracy(graphdef, params0, *test)))})
-    trainer = Trainer(init=init, step=step, data=train_data, evaluate=evaluate, examples_per_step=batch,
-                      name=label.replace("/", "-").replace(" ", "_"), tag=tag)
-    initial = {"ratio": float(probe0["ratio"]), "verdict": verdict(probe0["ratio"]),
-               "preact_grad_norm": probe0["preact_grad_norm"].tolist(), "weight_grad_norm": probe0["weight_grad_norm"].tolist()}
+        accs0 = jax.device_get(_accuracies(graphdef, stack_states([p for _, p, _ in group]), *test))
+        for j, (lb, (_, _, p0)) in enumerate(zip(labels, group)):
+            run.emit("eval", {"step": 0, "combo": lb, **record(j, 0, p0, float(accs0[j]))})
+    if single:
+        # One combination: its own fit, named and tagged by it (as before groups existed).
+        trainer = Trainer(init=lambda key: init_one(key, group[0][1]), step=step_one, data=train_data,
+                          evaluate=evaluate, examples_per_step=batch,
+                          name=labels[0].replace("/", "-").replace(" ", "_"), tag={"combo": labels[0]})
+    else:
+        # tags are strings only: plots.curves_from_metrics would plot numbers as metrics
+        stacked0 = stack_states([p for _, p, _ in group])
+        trainer = Trainer(init=lambda key: jax.vmap(init_one, in_axes=(None, 0))(key, stacked0),
+                          step=per_member(step_one, len(group)), data=train_data,
+                          evaluate=evaluate, examples_per_step=batch,
+                          name=f"{group[0][0]['activation']}_depth{group[0][0]['depth']}",  # one group each
+                          members=[{"combo": lb} for lb in labels])
+    initial = [{"ratio": float(p0["ratio"]), "verdict": verdict(p0["ratio"]),
+                "preact_grad_norm": p0["preact_grad_norm"].tolist(), "weight_grad_norm": p0["weight_grad_norm"].tolist()}
+               for _, _, p0 in group]
     try:
         res = fit(run, trainer, steps=cfg.steps, seed=cfg.seed, log_every=cfg.log_every,
-                  eval_every=cfg.eval_every, description=label)
-    except RunFailure as e:
-        history[:0] = _before(logged, history)
+                  eval_every=cfg.eval_every, description=labels[0] if single else f"{len(group)} nets, {labels[0]} ...")
+    except RunFailure as e:  # one combination alone
+        histories[0][:0] = _before(logged[0], histories[0])
         run.out.stop_progress()
-        # The loss went to NaN/Inf: the gradients exploded, whatever the last probe said.
-        at = re.search(r"at step (\d+)", str(e))
-        return {**_profile(last["probe"]), "ratio": math.nan, "verdict": "exploding", "diverged": str(e),
-                "diverged_at_step": int(at.group(1)) if at else None, "initial": initial, "history": history}
-    history[:0] = _before(logged, history)
+        return [_diverged(str(e), last[0], initial[0], histories[0])]
     s = jax.device_get({k: res.state[k] for k in ("step", "clipped_steps", "max_grad_norm", "max_clipped_norm",
                                                   "last_loss")})
-    out = {**_profile(last["probe"]), "initial": initial, "history": history, "steps": int(s["step"]),
-           # The last step's loss, not fit's mean over the last log interval: --log-every
-           # is a presentation option and may change on --resume.
-           "train_loss": float(s["last_loss"]), "test_accuracy": res.eval.get("test_accuracy"),
-           "clip_fraction": int(s["clipped_steps"]) / max(int(s["step"]), 1),
-           "max_grad_norm": float(s["max_grad_norm"])}
-    if theta > 0:
-        out["clip"] = theta
-        out["max_clipped_grad_norm"] = float(s["max_clipped_norm"])
-    return out
+    results = []
+    for j in range(len(group)):
+        histories[j][:0] = _before(logged[j], histories[j])
+        if j in res.diverged:
+            results.append(_diverged(res.diverged[j], last[j], initial[j], histories[j]))
+            continue
+        sj = {k: np.asarray(v).reshape(-1)[j] for k, v in s.items()}
+        ev = res.eval if single else res.eval[j]
+        out = {**_profile(last[j]), "initial": initial[j], "history": histories[j], "steps": int(sj["step"]),
+               # The last step's loss, not fit's mean over the last log interval: --log-every
+               # is a presentation option and may change on --resume.
+               "train_loss": float(sj["last_loss"]), "test_accuracy": (ev or {}).get("test_accuracy"),
+               "clip_fraction": int(sj["clipped_steps"]) / max(int(sj["step"]), 1),
+               "max_grad_norm": float(sj["max_grad_norm"])}
+        if theta > 0:
+            out["clip"] = theta
+            out["max_clipped_grad_norm"] = float(sj["max_clipped_norm"])
+        results.append(out)
+    return results
+
+
+def _diverged(message: str, probe: dict, initial: dict, history: list) -> dict:
+    # The loss went to NaN/Inf: the gradients exploded, whatever the last probe said.
+    at = re.search(r"at step (\d+)", message)
+    return {**_profile(probe), "ratio": math.nan, "verdict": "exploding", "diverged": message,
+            "diverged_at_step": int(at.group(1)) if at else None, "initial": initial, "history": history}
 
 
 def _logged_history(path: str, label: str) -> list[dict]:
