@@ -343,9 +343,9 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
                          else "no checkpoint had been written yet")
                 what = "NaN" if math.isnan(value) else "Inf"
                 raise RunFailure(f"{name} became {what} at step {at}; training stopped ({where})")
+            state = new_state  # the old one was donated to the step
             if members is not None and len(diverged) == nm:
                 break  # every member diverged: nothing left to train
-            state = new_state
             for k, v in _interval_sums(metrics, nm).items():
                 if diverged:
                     v[list(diverged)] = 0.0  # no NaN into the means (or the checkpoint's meta)

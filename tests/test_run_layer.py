@@ -225,6 +225,13 @@ def test_members_get_their_own_records_and_one_diverging_leaves_the_others(tmp_p
     assert meta["diverged"] == {"1": msg} and len(meta["sums"]["loss"]) == 3
 
 
+def test_when_every_member_diverges_training_stops_and_the_state_is_still_readable(tmp_path):
+    res = fit(_run(tmp_path, steps=400), _members([20.0, 30.0]), steps=400, seed=0, log_every=40, eval_every=100)
+    assert sorted(res.diverged) == [0, 1]
+    assert [int(m.split("at step ")[1].split(";")[0]) for m in res.diverged.values()] == [12, 11]
+    assert not jnp.isfinite(res.state["w"]).any()  # the last state, not a buffer donated to the step
+
+
 def test_members_compute_what_each_model_alone_computes_bit_for_bit():
     """per_member runs one copy of the step per member: the same arithmetic as a model
     trained alone. (jax.vmap here batches the matmuls: the first member's loss at step 20
