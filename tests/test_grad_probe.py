@@ -142,6 +142,19 @@ def test_divergence_without_clipping_exits_1_naming_the_step(tmp_path):
     assert result["diverged_at_step"] == step and result["verdict"] == "exploding"
     assert r.event("error")[-1]["exit_code"] == 1
 
+    # In a sweep with --init-scale 1 (same depth and activation: one program), the 1.5 net
+    # diverges at the same step; the 1.0 net trains on to the end, and the run exits 1.
+    r = dlx("grad-probe", "--json", "--out", str(tmp_path / "sweep"), *DIVERGES[2:], "--init-scale", "1,1.5")
+    assert r.code == 1 and "1 of 2 combinations diverged" in r.stderr
+    ok, bad = r.summary["results"]
+    assert bad["diverged_at_step"] == step and bad["verdict"] == "exploding"
+    assert "diverged" not in ok and math.isfinite(ok["train_loss"])
+    assert ok["steps"] == 20 and [h["step"] for h in ok["history"]] == [0, 10, 20]
+    by = lambda combo, event: [x["step"] for x in r.event(event) if x["combo"] == combo]  # noqa: E731
+    assert by("relu/he x1 depth 10", "train") == [1, 10, 20]
+    assert all(s < step for s in by("relu/he x1.5 depth 10", "train"))
+    assert os.listdir(tmp_path / "sweep" / "checkpoints") == ["relu_depth10"]  # one fit, one checkpoint
+
 
 def test_clipping_prevents_divergence_and_never_exceeds_theta(tmp_path):
     r = _probe(tmp_path / "run", *DIVERGES, "--clip", "1")
@@ -158,22 +171,6 @@ def test_clipping_prevents_divergence_and_never_exceeds_theta(tmp_path):
     assert all(len(e["preact_grad_norm"]) == 10 and len(e["saturation"]) == 10 for e in evals)
     assert [h["step"] for h in s["history"]] == [0, 10, 20]
     assert s["initial"]["ratio"] == pytest.approx(evals[0]["ratio"])
-
-
-def test_a_sweep_trains_as_one_program_one_combination_diverging_alone(tmp_path):
-    """--init-scale 1,1.5 share depth and activation: one vmapped fit. The 1.5 net diverges
-    at the step it does alone; the 1.0 net trains on to the end, and the run exits 1."""
-    alone = dlx("grad-probe", "--json", "--out", str(tmp_path / "alone"), *DIVERGES)
-    r = dlx("grad-probe", "--json", "--out", str(tmp_path / "run"), *DIVERGES[2:], "--init-scale", "1,1.5")
-    assert r.code == 1 and "1 of 2 combinations diverged" in r.stderr
-    ok, bad = r.summary["results"]
-    assert bad["diverged_at_step"] == alone.summary["results"][0]["diverged_at_step"] <= 10
-    assert bad["verdict"] == "exploding" and "diverged" not in ok and math.isfinite(ok["train_loss"])
-    assert ok["steps"] == 20 and [h["step"] for h in ok["history"]] == [0, 10, 20]
-    by = lambda combo, event: [x["step"] for x in r.event(event) if x["combo"] == combo]  # noqa: E731
-    assert by("relu/he x1 depth 10", "train") == [1, 10, 20]
-    assert all(step < bad["diverged_at_step"] for step in by("relu/he x1.5 depth 10", "train"))
-    assert os.listdir(tmp_path / "run" / "checkpoints") == ["relu_depth10"]  # one fit, one checkpoint
 
 
 def test_a_resumed_sweep_ends_where_the_uninterrupted_one_did(tmp_path):
