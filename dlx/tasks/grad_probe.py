@@ -156,8 +156,8 @@ def _train(cfg, run, group: list, graphdef, train_data, probe_batch, test) -> li
     probe runs at every evaluation. `group`: (combo, params0, probe0) of combinations that
     share one structure (depth and activation: the same graphdef), trained in one program
     (`per_member`: one copy of the step each, so each computes what it would alone), each a
-    member with its own records. Returns, per member, the final profile,
-    its history and the clipping statistics, or its divergence message."""
+    member with its own records. Returns, per member, the final profile, its history and
+    the clipping statistics, or its divergence message."""
     tx = optax.sgd(cfg.lr) if cfg.optimizer == "sgd" else optax.adam(cfg.lr)
     theta, batch, n = cfg.clip, cfg.batch_size, len(train_data[1])
     labels = [_label(c) for c, _, _ in group]
@@ -222,12 +222,12 @@ def _train(cfg, run, group: list, graphdef, train_data, probe_batch, test) -> li
                           evaluate=evaluate, examples_per_step=batch,
                           name=labels[0].replace("/", "-").replace(" ", "_"), tag={"combo": labels[0]})
     else:
-        # tags are strings only: plots.curves_from_metrics would plot numbers as metrics
         stacked0 = stack_states([p for _, p, _ in group])
         trainer = Trainer(init=lambda key: jax.vmap(init_one, in_axes=(None, 0))(key, stacked0),
                           step=per_member(step_one, len(group)), data=train_data,
                           evaluate=evaluate, examples_per_step=batch,
                           name=f"{group[0][0]['activation']}_depth{group[0][0]['depth']}",  # one group each
+                          # tags are strings only: curves.png would plot numbers as metrics
                           members=[{"combo": lb} for lb in labels])
     initial = [{"ratio": float(p0["ratio"]), "verdict": verdict(p0["ratio"]),
                 "preact_grad_norm": p0["preact_grad_norm"].tolist(), "weight_grad_norm": p0["weight_grad_norm"].tolist()}
