@@ -223,6 +223,8 @@ def per_member(step, members: int):
 def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_every: int,
         seeds: int | None = None, description: str | None = None) -> FitResult:
     """Train `trainer` for `steps` steps (or continue it from its checkpoint)."""
+    if trainer.members is not None and seeds is not None:
+        raise ValueError("a fit has either members or seeds, not both")  # one stacked axis each
     out = run.out
     key = jax.random.PRNGKey(seed)
     init, step_fn = seeded(trainer, seeds)
