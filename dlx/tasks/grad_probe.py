@@ -201,14 +201,15 @@ def _train(cfg, run, group: list, graphdef, train_data, probe_batch, test) -> li
     def evaluate(state, alive=None):
         params = stack_states([state["params"]]) if single else state["params"]
         probes = jax.device_get(_mlp_sweep(graphdef, params, x, y))
-        accs = jax.device_get(_accuracies(graphdef, params, *test))
+        accs, at = jax.device_get((_accuracies(graphdef, params, *test), state["step"]))
+        at = np.reshape(at, -1)  # (members,): one transfer, not one per member
         out = []
         for j in range(len(group)):
             if alive is not None and not alive[j]:
                 out.append(None)  # diverged: its last probe stays the one before
                 continue
             last[j] = {k: v[j] for k, v in probes.items()}
-            out.append(record(j, int(np.asarray(state["step"]).reshape(-1)[j]), last[j], float(accs[j])))
+            out.append(record(j, int(at[j]), last[j], float(accs[j])))
         return out[0] if single else out
 
     logged = [_logged_history(run.path("metrics.jsonl"), lb) if run.resumed else [] for lb in labels]
