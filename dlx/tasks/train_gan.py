@@ -198,8 +198,9 @@ def run(cfg, run):
     # The judge (a classifier of the real digits) is first needed at the first evaluation.
     # Loaded from its cache there, not here: ~0.2 s sooner to the first logged step. Trained
     # here when not cached, so that its own fit does not run inside the GAN's.
-    judge = functools.cache(lambda: _judge(run, images))
-    if not toy and not os.path.exists(_judge_path(images)):
+    judge_path = None if toy else _judge_path(images)
+    judge = functools.cache(lambda: _judge(run, images, judge_path))
+    if not toy and not os.path.exists(judge_path):
         judge()
     history: list[tuple[int, np.ndarray]] = []  # toys: seed 0's points at each eval
     best: dict[str, list] = {}
@@ -338,7 +339,7 @@ def _judge_path(images) -> str:
     return os.path.join(cache_dir(), "gan-judge", f"{images.name}-{digest[:16]}.npz")
 
 
-def _judge(run, images) -> _Judge:
+def _judge(run, images, path: str) -> _Judge:
     """The cnn-demo CNN trained on the same data, cached in the per-user cache directory
     keyed by dataset and a hash of the data: trained once, then loaded."""
     from dlx.models.cnn import CNN
@@ -349,7 +350,6 @@ def _judge(run, images) -> _Judge:
                    pool="max", pool_size=2, hidden=64, rngs=rngs)
 
     trainer, graphdef = classifier(make, images.x_train, images.y_train, lr=1e-3, batch_size=64)
-    path = _judge_path(images)
     abstract = jax.eval_shape(trainer.init, jax.random.PRNGKey(0))["params"]
     leaves, treedef = jax.tree.flatten(abstract)
     params = None
