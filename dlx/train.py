@@ -123,12 +123,15 @@ def _replicate(tree):
     return jax.device_put(tree, jax.sharding.NamedSharding(_MESH, jax.sharding.PartitionSpec()))
 
 
-def _schedule(start: int, steps: int, every: list[int]) -> list[int]:
-    """Chunk end points after `start`: every multiple of each interval, and `steps`."""
-    points = {steps}
-    for e in every:
-        points.update(range(e, steps, e))
-    return sorted(p for p in points if p > start)
+def _schedule(start: int, steps: int, every: list[int], first: int | None = None):
+    """Chunk end points after `start`, in order: `first`, every multiple of each interval,
+    and `steps`. Lazy, one point at a time: a list of them all for --steps 10**11 filled the
+    memory before the first step."""
+    pos = start
+    while pos < steps:
+        pos = min([steps] + [(pos // e + 1) * e for e in every]
+                  + ([first] if first is not None and first > pos else []))
+        yield pos
 
 
 def _first_nonfinite(metrics: dict, start: int) -> tuple[int, str, float] | None:
@@ -298,14 +301,13 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
             single = lowered.compile(runtime.step_compiler_options())
             analysis = _analyse(single, 1)
         compile_s += time.perf_counter() - t
-    points = _schedule(start, steps, [log_every, eval_every])
     # Steps dispatched one call each also log step 1: the first loss (ln(classes) for a
     # fresh classifier) is on screen within seconds, whatever --log-every is. Scanned steps
     # do not: a one-step chunk would cost a compilation of its own.
     first_log = 1 if use_scan is False and steps > 1 else None
-    if first_log is not None and start < first_log and first_log not in points:
-        points = [first_log] + points
-    if points:
+    points = _schedule(start, steps, [log_every, eval_every], first_log)
+    trains = steps > start
+    if trains:
         out.start_progress(description or trainer.name, total=steps, completed=start)
     with _Signals() as sig:
         pos = start
@@ -374,23 +376,25 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
                     shown = _mean_metrics({k: v[live].mean() for k, v in sums.items()}, count)
                 out.update_progress(pos, {k: v for k, v in shown.items() if k not in ("ms_per_step", "examples_per_s")})
                 sums, count = {}, 0
-            if pos % eval_every == 0 or pos == steps:
+            saved = pos % eval_every == 0 or pos == steps
+            if saved:
                 evaluate(pos)
                 save(pos)
             if sig.caught is not None:
-                save(pos)
+                if not saved:  # a signal during this chunk's evaluation: saved just now
+                    save(pos)
                 out.stop_progress()
                 how = "SIGINT" if sig.caught == signal.SIGINT else "SIGTERM"
                 raise Interrupted(f"{how} at step {pos}: checkpoint saved. Resume with: "
                                   f"dlx {run.cfg.command} --resume {run.dir.path}" if run.dir is not None else
                                   f"{how} at step {pos}")
     out.stop_progress()
-    if not points and not last_eval:
+    if not trains and not last_eval:
         evaluate(start)  # nothing to train (--steps 0): still report the model's quality
     ms = 1e3 * run_s / done_steps if done_steps else float("nan")
     if ckpt is not None:
         ckpt.close()
-    return FitResult(state=state, step=max(start, steps) if points else start, train=last_train, eval=last_eval,
+    return FitResult(state=state, step=max(start, steps) if trains else start, train=last_train, eval=last_eval,
                      compile_s=round(compile_s, 3), ms_per_step=round(ms, 4) if done_steps else None,
                      examples_per_s=round(trainer.examples_per_step * (seeds or 1) * (nm or 1) * 1e3 / ms, 1)
                      if done_steps else None,

@@ -17,7 +17,7 @@ from contextlib import redirect_stdout
 
 from dlx.checkpoint import Checkpointer
 from dlx.config import Common
-from dlx.errors import RunFailure, UsageError
+from dlx.errors import Interrupted, RunFailure, UsageError
 from dlx.output import Output
 from dlx.session import Run
 from dlx.train import Trainer, epoch_batch, fit, per_member
@@ -160,6 +160,30 @@ def test_nan_guard_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     assert "loss became NaN at step 13" in msg and "last good checkpoint: step 10" in msg
     steps = sorted(int(s) for s in os.listdir(tmp_path / "run/checkpoints/main") if s.isdigit())
     assert steps[-1] == 10
+
+
+def test_a_signal_during_an_evaluation_saves_once_and_exits_resumable(tmp_path):
+    """SIGINT landing while a checkpoint step evaluates: the loop had saved that step, then
+    saved it again for the signal, and orbax's "already exists" ended the run as a failure."""
+    def evaluate(state):
+        if float(state["w"][0]) == 10:
+            os.kill(os.getpid(), signal.SIGINT)   # caught by fit's handler, seen after the save
+        return {"w0": float(state["w"][0])}
+
+    t = Trainer(init=lambda key: {"w": jnp.zeros(3)},
+                step=lambda s, i, d: ({"w": s["w"] + 1.0}, {"loss": jnp.sum(s["w"])}), evaluate=evaluate)
+    with pytest.raises(Interrupted, match="SIGINT at step 10: checkpoint saved"):
+        fit(_run(tmp_path), t, steps=20, seed=0, log_every=5, eval_every=10)
+    assert sorted(int(s) for s in os.listdir(tmp_path / "run/checkpoints/main") if s.isdigit()) == [10]
+
+
+def test_a_huge_step_count_is_scheduled_lazily(tmp_path):
+    # Every log point listed up front: 10**11 steps at --log-every 100 took the memory.
+    from dlx.train import _schedule
+    points = _schedule(0, 10 ** 11, [100, 500], first=1)
+    assert [next(points) for _ in range(5)] == [1, 100, 200, 300, 400]
+    assert list(_schedule(950, 1003, [100, 500])) == [1000, 1003]
+    assert list(_schedule(20, 20, [5])) == []
 
 
 def test_vmapped_seeds_are_independent_runs(tmp_path):
