@@ -12,7 +12,9 @@ import dataclasses
 import errno
 import importlib
 import os
+import signal
 import sys
+import threading
 import time
 
 from dlx.errors import DlxError, RunFailure, UsageError
@@ -124,6 +126,18 @@ class Run:
 
 
 def execute(cfg, task_name: str, *, explicit: set[str] = frozenset()) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return _execute(cfg, task_name, explicit)
+    # SIGTERM outside training's loop (a cluster's preemption between two models) ends the
+    # run as SIGINT does, with its message; inside the loop fit saves a checkpoint first.
+    old = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _execute(cfg, task_name, explicit)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _execute(cfg, task_name: str, explicit) -> None:
     out = Output(command=cfg.command, json_mode=getattr(cfg, "json", False), quiet=getattr(cfg, "quiet", False))
     run = None
     code = 0
@@ -173,7 +187,7 @@ def execute(cfg, task_name: str, *, explicit: set[str] = frozenset()) -> None:
         _report(out, str(e), e)
     except KeyboardInterrupt:
         code = 130
-        _report(out, "interrupted before the first checkpoint; nothing to resume", None, kind="interrupted")
+        _report(out, _interrupted(cfg, run), None, kind="interrupted")
     except Exception as e:  # a bug or an unexpected failure: one line, traceback on request
         if not isinstance(e, OSError):
             code = 1
@@ -185,6 +199,20 @@ def execute(cfg, task_name: str, *, explicit: set[str] = frozenset()) -> None:
         what = "disk full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
         _report(out, f"{what}: {getattr(e, 'filename', '') or ''}".rstrip(": "), RunFailure(str(e)))
     _exit(run, out, code)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _interrupted(cfg, run) -> str:
+    """The message for a signal outside training's loop (fit handles those inside it):
+    before anything was saved, or between two models of a sweep (or while one compiles),
+    when the models finished so far are saved and --resume continues from them."""
+    ck = os.path.join(run.dir.path, "checkpoints") if run is not None and run.dir is not None else None
+    if ck is None or not any(d.isdigit() for _, dirs, _ in os.walk(ck) for d in dirs):
+        return "interrupted before the first checkpoint; nothing to resume"
+    return f"interrupted between checkpoints; what was saved is kept. Resume with: dlx {cfg.command} --resume {run.dir.path}"
 
 
 def _exit(run, out, code: int) -> None:

@@ -177,6 +177,39 @@ def test_a_signal_during_an_evaluation_saves_once_and_exits_resumable(tmp_path):
     assert sorted(int(s) for s in os.listdir(tmp_path / "run/checkpoints/main") if s.isdigit()) == [10]
 
 
+@pytest.mark.parametrize("saved", [False, True])
+def test_a_signal_between_two_models_names_what_is_saved(tmp_path, saved):
+    """SIGTERM (or SIGINT) outside fit's loop, e.g. between two models of compare-rnn: exit
+    130 with a resume hint when a model's checkpoint exists. SIGTERM there used to kill the
+    process silently, and SIGINT said "nothing to resume" though --resume worked."""
+    import types
+    from dlx.session import execute
+
+    def task_run(cfg, run):
+        run.start()
+        if saved:   # the first model of a sweep finished and saved its checkpoint
+            os.makedirs(os.path.join(run.dir.path, "checkpoints", "rnn-T20", "100"))
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not stop the run")
+
+    sys.modules["_dlx_test_task"] = types.SimpleNamespace(run=task_run)
+    before = signal.getsignal(signal.SIGTERM)
+    out = io.StringIO()
+    with redirect_stdout(out), pytest.raises(SystemExit) as e:
+        execute(Common(command="compare-rnn", steps=20, out=str(tmp_path / "run"), json=True, quiet=True),
+                "_dlx_test_task")
+    del sys.modules["_dlx_test_task"]
+    assert e.value.code == 130
+    err = [json.loads(l) for l in out.getvalue().splitlines()][-1]
+    assert err["event"] == "error" and err["kind"] == "interrupted"
+    if saved:
+        assert err["message"].endswith(f"Resume with: dlx compare-rnn --resume {tmp_path / 'run'}")
+    else:
+        assert err["message"] == "interrupted before the first checkpoint; nothing to resume"
+    assert signal.getsignal(signal.SIGTERM) is before          # the caller's handler is back
+    assert (tmp_path / "run" / "config.json").exists()          # an interrupted run is kept
+
+
 def test_a_huge_step_count_is_scheduled_lazily(tmp_path):
     # Every log point listed up front: 10**11 steps at --log-every 100 took the memory.
     from dlx.train import _schedule
