@@ -198,13 +198,17 @@ COMMON_NAMES = [f.name for f in dataclasses.fields(Common) if f.name != "command
 REGISTRY: dict[str, tuple[Callable, str]] = {}
 
 
-def command(name: str, *, task: str, defaults: dict, help: str, common: bool = True):
+def command(name: str, *, task: str, defaults: dict, help: str, common: bool = True,
+            aliases: dict[str, str] | None = None):
     """Register a subcommand.
 
     The decorated function takes the command's own options plus `common: Common` and
     returns its frozen config (validating as it goes). `task` names the module whose
     `run(cfg, run)` does the work; it is imported only after validation succeeded.
+    `aliases`: own options that set a config field of another name (grad-probe's
+    --train-steps is --steps); typing one counts as typing the other.
     """
+    aliases = aliases or {}
 
     def deco(fn: Callable[..., Any]) -> Callable:
         hints = typing.get_type_hints(fn, include_extras=True)  # resolve string annotations
@@ -215,13 +219,15 @@ def command(name: str, *, task: str, defaults: dict, help: str, common: bool = T
 
         @functools.wraps(fn)
         def callback(**kwargs):
+            # Typed on the command line, even at its default value: a resumed run must
+            # see `--steps 1000` (1000 being the default) as a request to train on.
+            values = dict(kwargs)
+            explicit = {p.name for p in own + extra if given(p.name, outside=values[p.name] != p.default)}
+            explicit |= {aliases[a] for a in explicit & set(aliases)}
             if common:
                 c = {k: kwargs.pop(k) for k in COMMON_NAMES}
-                explicit = {k for k, p in zip(COMMON_NAMES, extra) if c[k] != p.default}
-                explicit |= {p.name for p in own if kwargs[p.name] != p.default}
                 cfg = fn(common=Common(command=name, **c), **kwargs)
             else:
-                explicit = {p.name for p in own if kwargs[p.name] != p.default}
                 cfg = fn(**kwargs)
             from dlx.session import execute  # heavy imports start here
 

@@ -34,6 +34,12 @@ def _merge_resume(cfg, explicit: set[str]):
     old = saved["config"]
     if old.get("command") != cfg.command:
         raise UsageError(f"--resume {cfg.resume}: that run was made by `dlx {old.get('command')}`, not `dlx {cfg.command}`")
+    if cfg.out and os.path.abspath(cfg.out) != os.path.abspath(cfg.resume):
+        raise UsageError(f"--out {cfg.out} and --resume {cfg.resume} differ; a resumed run writes into "
+                         "its own directory (leave --out out)")
+    if "steps" in explicit and isinstance(old.get("steps"), int) and cfg.steps < old["steps"]:
+        raise UsageError(f"--resume {cfg.resume}: --steps {cfg.steps} is fewer than the saved run's "
+                         f"{old['steps']}; a resumed run can only train on (leave --steps out to finish it)")
     names = {f.name for f in dataclasses.fields(cfg)}
     merged = {}
     for name in names:
@@ -89,6 +95,12 @@ class Run:
         record = {**base, "run_dir": path, "resumed": self.resumed, **extra}
         if not self.resumed:
             self.dir.write_json("config.json", {"run": self.run_id, **record})
+        else:
+            # The grown settings (--steps, --log-every) become the run's: resuming it again
+            # later continues from them, not from the first invocation's.
+            saved = read_config(self.dir.path)
+            if saved["config"] != self.cfg.to_dict():
+                self.dir.write_json("config.json", {**saved, "config": self.cfg.to_dict()})
         self.out.emit("config", record)
         self.out.info(f"[bold]dlx {self.cfg.command}[/] run {self.run_id} -> {path}"
                       + (" (resumed)" if self.resumed else ""))

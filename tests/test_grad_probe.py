@@ -178,12 +178,16 @@ def test_a_resumed_sweep_ends_where_the_uninterrupted_one_did(tmp_path):
             "--eval-every", "10")
     full = _probe(tmp_path / "full", *args, "--train-steps", "20")
     _probe(tmp_path / "part", *args, "--train-steps", "10")
-    resumed = dlx("grad-probe", "--resume", str(tmp_path / "part"), "--steps", "20", "--json")
+    # --train-steps is --steps: typed on resume, it trains on (it used to be ignored).
+    resumed = dlx("grad-probe", "--resume", str(tmp_path / "part"), "--train-steps", "20", "--json")
     assert resumed.code == 0, resumed.stderr
     assert strip_timing(resumed.summary) == strip_timing(full.summary)
     assert [(t["combo"], t["step"]) for t in resumed.event("train")] == [
         ("relu/glorot x1 depth 3", 15), ("relu/he x1 depth 3", 15), ("relu/glorot x1 depth 3", 20),
         ("relu/he x1 depth 3", 20)]
+    # --steps 0 is grad-probe's default, but typed: fewer than the run's 20, refused.
+    r = dlx("grad-probe", "--resume", str(tmp_path / "part"), "--steps", "0")
+    assert r.code == 2 and "--steps 0 is fewer than the saved run's 20" in r.stderr
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -100,9 +100,17 @@ def test_resume_extends_a_run_to_the_uninterrupted_result(in_tmp):
 
 
 def test_resume_rejects_changed_settings_and_non_runs(in_tmp):
-    assert dlx("cnn-demo", *FAST, "--out", "run").code == 0
+    assert dlx("cnn-demo", *FAST, "--lr", "0.01", "--out", "run").code == 0
     r = dlx("cnn-demo", "--resume", "run", "--lr", "0.5")
     assert r.code == 2 and "--lr" in r.stderr
+    # Typed at its default value (1e-3) is typed all the same: not silently the saved 0.01.
+    r = dlx("cnn-demo", "--resume", "run", "--lr", "0.001")
+    assert r.code == 2 and "--lr 0.001 differs from the saved run's 0.01" in r.stderr
+    r = dlx("cnn-demo", "--resume", "run", "--steps", "10")
+    assert r.code == 2 and "--steps 10 is fewer than the saved run's 30" in r.stderr
+    r = dlx("cnn-demo", "--resume", "run", "--out", "elsewhere")
+    assert r.code == 2 and "--out elsewhere and --resume run differ" in r.stderr
+    assert not os.path.exists("elsewhere")
     os.makedirs("empty")
     r = dlx("cnn-demo", "--resume", "empty")
     assert r.code == 2 and "not a dlx run directory" in r.stderr

@@ -55,7 +55,7 @@ class GradProbeConfig(Common):
                 for d, a, i, s in itertools.product(self.depth, self.activation, self.init, self.init_scale)]
 
 
-@command("grad-probe", task="dlx.tasks.grad_probe",
+@command("grad-probe", task="dlx.tasks.grad_probe", aliases={"train_steps": "steps"},
          defaults={"steps": 0, "batch_size": 256, "lr": DEFAULT_LR["sgd"], "log_every": 10, "eval_every": 50},
          help="Measure vanishing and exploding gradients: per-layer gradient norms, activation statistics "
               "and saturation of a deep MLP on a real batch (--arch mlp), or ||dL/dh_t|| through time in a "
@@ -106,7 +106,7 @@ def grad_probe(
         steps = train_steps
     if arch == "rnn" and _given("steps"):
         raise UsageError("--steps / --train-steps apply to --arch mlp only (the RNN probe measures the initial cell)")
-    if clip > 0 and steps == 0:
+    if clip > 0 and steps == 0 and not common.resume:  # resumed: the saved run's steps count
         raise UsageError("--clip acts during training: add --train-steps N")
     lr = common.lr if _given("lr") else DEFAULT_LR[optimizer]
     common_fields = {**common.to_dict(), "steps": steps, "lr": lr}
