@@ -66,27 +66,39 @@ class Common:
 
 # ---- validators: each raises UsageError naming the option and what it expects ----------
 
+# Counts, sizes and seeds reach the compiled programs as int32 (a step index, a PRNG seed:
+# with 64-bit types off, seed 2**32 + 5 drew seed 5's numbers), and rates as float32.
+INT_MAX = 2 ** 31 - 1
+FLOAT_MAX = 3.4028234663852886e38
+
+
+def _int_in_range(name: str, v: int) -> int:
+    if v > INT_MAX:
+        raise UsageError(f"{name} must be at most {INT_MAX}, got {v}")
+    return v
+
+
 def positive_int(name: str, v: int) -> int:
     if not isinstance(v, int) or v < 1:
         raise UsageError(f"{name} must be a positive integer, got {v}")
-    return v
+    return _int_in_range(name, v)
 
 
 def nonneg_int(name: str, v: int) -> int:
     if not isinstance(v, int) or v < 0:
         raise UsageError(f"{name} must be a non-negative integer, got {v}")
-    return v
+    return _int_in_range(name, v)
 
 
 def positive_float(name: str, v: float) -> float:
-    if not math.isfinite(v) or v <= 0:
-        raise UsageError(f"{name} must be a finite number > 0, got {v}")
+    if not math.isfinite(v) or v <= 0 or v > FLOAT_MAX:
+        raise UsageError(f"{name} must be a finite number > 0 (float32: at most 3.4e38), got {v}")
     return v
 
 
 def nonneg_float(name: str, v: float) -> float:
-    if not math.isfinite(v) or v < 0:
-        raise UsageError(f"{name} must be a finite number >= 0, got {v}")
+    if not math.isfinite(v) or v < 0 or v > FLOAT_MAX:
+        raise UsageError(f"{name} must be a finite number >= 0 (float32: at most 3.4e38), got {v}")
     return v
 
 
@@ -105,9 +117,11 @@ def choice(name: str, v: str, allowed: tuple[str, ...] | list[str]) -> str:
 
 def str_list(name: str, text: str, allowed: tuple[str, ...] | list[str] | None = None,
              unique: bool = True) -> tuple[str, ...]:
-    items = tuple(s.strip() for s in text.split(",") if s.strip())
-    if not items:
+    items = tuple(s.strip() for s in text.split(","))
+    if not any(items):
         raise UsageError(f"{name} needs at least one value, got {text!r}")
+    if not all(items):
+        raise UsageError(f"{name} has an empty item (two commas or a comma at an end): {text!r}")
     if allowed is not None:
         for s in items:
             choice(name, s, allowed)
@@ -116,9 +130,10 @@ def str_list(name: str, text: str, allowed: tuple[str, ...] | list[str] | None =
     return items
 
 
-def int_list(name: str, text: str) -> tuple[int, ...]:
+def int_list(name: str, text: str, unique: bool = True) -> tuple[int, ...]:
+    """Comma-separated positive integers; unique unless the list is per layer (--channels)."""
     out = []
-    for s in str_list(name, text, unique=False):
+    for s in str_list(name, text, unique=unique):
         try:
             out.append(int(s))
         except ValueError:

@@ -12,6 +12,7 @@ import dataclasses
 import errno
 import importlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -201,6 +202,13 @@ def _execute(cfg, task_name: str, explicit) -> None:
         code = 130
         _report(out, _interrupted(cfg, run), None, kind="interrupted")
     except Exception as e:  # a bug or an unexpected failure: one line, traceback on request
+        if "RESOURCE_EXHAUSTED" in str(e):  # XLA could not allocate: sizes too large here
+            code = 1
+            asked = re.search(r"allocating (\d+) bytes", str(e))
+            what = f"{int(asked.group(1)) / 2 ** 30:.1f} GiB requested" if asked else "an allocation failed"
+            _report(out, f"out of memory ({what}); try smaller sizes (--batch-size, --hidden, --width, "
+                         "--seq-len, --seeds)", RunFailure(str(e)))
+            return _exit(run, out, code)
         if not isinstance(e, OSError):
             code = 1
             if os.environ.get("DLX_DEBUG"):

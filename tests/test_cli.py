@@ -1,6 +1,7 @@
 """The command line as scripts and people meet it: help, version, exit codes, bad input."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -53,6 +54,15 @@ def test_version_and_module_entry_point():
     (["cnn-demo", "--dataset", "mnist", "--data", "/nonexistent/file.gz"], "no such file"),
     (["cnn-demo", "--kernel", "9", "--padding", "valid"], "does not fit"),
     (["cnn-demo", "--resume", "/nonexistent/run"], "no such directory"),
+    # Beyond int32 / float32: these passed, then crashed or filled the memory mid-run.
+    (["cnn-demo", "--steps", "99999999999"], "--steps must be at most 2147483647"),
+    (["train-gan", "--seed", "99999999999999999999"], "--seed must be at most 2147483647"),
+    (["cnn-demo", "--lr", "1e308"], "(float32: at most 3.4e38)"),
+    (["compare-rnn", "--seq-len", "99999999999"], "--seq-len must be at most 2147483647"),
+    (["compare-rnn", "--cells", "rnn,,gru"], "--cells has an empty item"),
+    (["grad-probe", "--init", "he,"], "--init has an empty item"),
+    (["grad-probe", "--depth", "10,10"], "--depth lists a value twice"),
+    (["compare-rnn", "--seq-len", "25,25"], "--seq-len lists a value twice"),
     (["no-such-command"], "No such command"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(in_tmp, args, needle):
@@ -83,3 +93,12 @@ def test_out_that_cannot_be_created(in_tmp):
     r = dlx("cnn-demo", "--steps", "1", "--out", str(in_tmp / "file" / "run"))
     assert r.code == 2 and "cannot create" in r.stderr
     assert sorted(os.listdir(in_tmp)) == ["file"]
+
+
+def test_sizes_beyond_memory_are_a_clear_runtime_error(in_tmp):
+    # 10**8 points a batch: XLA cannot allocate the step's 411 GiB; that was "internal error".
+    r = dlx("train-gan", "--dataset", "ring8", "--batch-size", "100000000", "--steps", "2", "--out", "big", "--json")
+    assert r.code == 1
+    lines = [l for l in r.stderr.splitlines() if l.startswith("error")]
+    assert lines == [lines[0]] and re.match(r"error: out of memory \(\d+\.\d GiB requested\); try smaller sizes", lines[0])
+    assert r.records[-1]["event"] == "error" and r.records[-1]["kind"] == "runtime"

@@ -53,7 +53,7 @@ def cnn_demo(
     common: Common,
 ) -> CnnDemoConfig:
     choice("--dataset", dataset, DATASETS)
-    chans = int_list("--channels", channels)
+    chans = int_list("--channels", channels, unique=False)  # per layer: 32,32 is two layers
     if len(chans) != 2:
         raise UsageError(f"--channels takes two values (one per conv layer), got {channels!r}")
     positive_int("--kernel", kernel)
