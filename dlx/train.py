@@ -342,9 +342,9 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
             if bad is not None:
                 at, name, value = bad
                 kept = ckpt.latest_step() if ckpt is not None else None
-                where = (f"last good checkpoint: step {kept} in {run.dir.path}; resume with --resume after changing nothing, "
-                         "or start again with a smaller --lr or with clipping" if kept is not None
-                         else "no checkpoint had been written yet")
+                # Not "resume": the same settings from the same checkpoint diverge at the same step.
+                where = (f"last good checkpoint: step {kept} in {run.dir.path}; start again with a smaller --lr "
+                         "or with clipping" if kept is not None else "no checkpoint had been written yet")
                 what = "NaN" if math.isnan(value) else "Inf"
                 raise RunFailure(f"{name} became {what} at step {at}; training stopped ({where})")
             state = new_state  # the old one was donated to the step

@@ -212,6 +212,7 @@ def test_verdicts_follow_the_paired_intervals():
 @pytest.mark.parametrize("args, needle", [
     (["--cells", "rnn,tcn"], "--cells must be one of rnn, gru, lstm"),
     (["--cells", "gru,gru"], "lists a value twice"),
+    (["--cells", "gru,lstm", "--rnn-activation", "relu"], "--rnn-activation applies to the plain RNN"),
     (["--task", "parity"], "--task must be one of"),
     (["--seq-len", "0"], "--seq-len must be a positive integer"),
     (["--seq-len", "25,-50"], "--seq-len must be a positive integer"),

@@ -192,6 +192,7 @@ def test_a_resumed_sweep_ends_where_the_uninterrupted_one_did(tmp_path):
 
 @pytest.mark.parametrize("args, needle", [
     (["--depth", "0"], "--depth must be a positive integer"),
+    (["--batch-size", "5000"], "--batch-size 5000 is more than the 1438 training examples of digits"),
     (["--depth", "4,x"], "--depth must be a comma-separated list"),
     (["--width", "0"], "--width must be a positive integer"),
     (["--activation", "swish"], "--activation must be one of sigmoid, tanh"),

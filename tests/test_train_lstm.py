@@ -119,6 +119,7 @@ def test_bad_text_files(in_tmp, content, needle):
     (["--temperature", "-0.5"], "--temperature must be a finite number >= 0"),
     (["--task", "sine"], "--task must be one of text, adding, copy, mnist1d"),
     (["--cell", "tcn"], "--cell must be one of lstm, gru, rnn"),
+    (["--cell", "gru", "--forget-bias", "2"], "--forget-bias applies to --cell lstm only"),
     (["--hidden", "0"], "--hidden must be a positive integer"),
     (["--seq-len", "-3"], "--seq-len must be a positive integer"),
     (["--batch-size", "0"], "--batch-size must be a positive integer"),

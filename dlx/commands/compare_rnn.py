@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dlx.config import Common, choice, command, int_list, nonneg_float, positive_int, str_list
+from dlx.config import Common, choice, command, given, int_list, nonneg_float, positive_int, str_list
 from dlx.errors import UsageError
 
 # The names of dlx.tasks.sequence.TASKS, repeated here so that argument errors and --help
@@ -73,6 +73,8 @@ def compare_rnn(
     positive_int("--layers", layers)
     positive_int("--seeds", seeds)
     choice("--rnn-activation", rnn_activation, ("tanh", "relu"))
+    if "rnn" not in cell_list and given("rnn_activation"):
+        raise UsageError("--rnn-activation applies to the plain RNN: add rnn to --cells")
     nonneg_float("--clip", clip)
     if data is not None and task != "text":
         raise UsageError(f"--data is for --task text (a text corpus); --task {task} generates its data")

@@ -99,6 +99,8 @@ def train_lstm(
         raise UsageError(f"--seq-len must be at least 2 for the adding task (one marker per half), got {seq_len}")
     if not math.isfinite(forget_bias):
         raise UsageError(f"--forget-bias must be a finite number, got {forget_bias}")
+    if cell != "lstm" and _given("forget_bias"):
+        raise UsageError(f"--forget-bias applies to --cell lstm only (a {cell} has no forget gate)")
     nonneg_float("--clip", clip)
     nonneg_float("--temperature", temperature)
     nonneg_int("--sample-len", sample_len)

@@ -33,7 +33,7 @@ from flax import nnx
 
 from dlx import plots
 from dlx.data import load_images
-from dlx.errors import RunFailure
+from dlx.errors import RunFailure, UsageError
 from dlx.metrics.grads import (
     LAYER_FIELDS,
     clip_stats,
@@ -110,6 +110,8 @@ def _profile(p: dict) -> dict:
 def _run_mlp(cfg, run):
     data = load_images(cfg.dataset, cfg.data)  # bad --data fails here, before anything is written
     n_train = len(data.y_train)
+    if cfg.batch_size > n_train:  # the probe batch is the first --batch-size examples
+        raise UsageError(f"--batch-size {cfg.batch_size} is more than the {n_train} training examples of {cfg.dataset}")
     x_train = data.x_train.reshape(n_train, -1).astype(np.float32)
     x, y = jnp.asarray(x_train[:cfg.batch_size]), jnp.asarray(data.y_train[:cfg.batch_size])
     combos = cfg.combinations()
