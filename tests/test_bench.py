@@ -17,6 +17,10 @@ def test_bench_reports_every_documented_field_and_times_vmapped_seeds(in_tmp):
                       "gflop_per_s", "fraction_of_peak"):
             assert w[field] > 0, (name, field, w)
         assert w["seeds"] == 2
+    # One model's parameters (not the 2 seeds'); ring8's are G's plus D's (it reported null).
+    # rnn: embedding 65x4, V 4x8, W 8x8, b 8, read-out 8x65 + 65.
+    assert s["workloads"]["rnn"]["params"] == 65 * 4 + 4 * 8 + 8 * 8 + 8 + 8 * 65 + 65
+    assert s["workloads"]["ring8"]["params"] > 0
     # examples/s counts every seed's batch
     rnn = s["workloads"]["rnn"]
     assert rnn["shape"] == {"batch": 4, "seq": 4, "hidden": 8, "embed": 4, "vocab": 65}

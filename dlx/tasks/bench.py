@@ -87,6 +87,14 @@ def _sig(x: float, digits: int = 4) -> float:
     return float(f"{x:.{digits}g}")
 
 
+def _params(state) -> int | None:
+    """Trainable parameters in a step's state: `params`, or a GAN's two networks `g` + `d`."""
+    if not isinstance(state, dict):
+        return None
+    nets = [state[k] for k in (("params",) if "params" in state else ("g", "d")) if k in state]
+    return param_count(nets) if nets else None
+
+
 def time_trainer(trainer, *, steps: int, warmup: int, scan: int, seed: int = 0, seeds: int = 1) -> dict:
     """Times of trainer.step; with seeds > 1, of the step of `seeds` models vmapped in one
     program, as `fit(..., seeds=N)` trains them (ms_per_step is then per step of all N)."""
@@ -115,7 +123,7 @@ def time_trainer(trainer, *, steps: int, warmup: int, scan: int, seed: int = 0, 
     res = {"compile_s": round(compile_s, 3), "ms_per_step": round(ms, 3),
            "examples_per_s": round(trainer.examples_per_step * seeds * 1e3 / ms, 1),
            "gflops_per_step": _sig(flops / 1e9), "gflop_per_s": _sig(flops / 1e9 / (ms / 1e3)),
-           "params": param_count(state["params"]) if isinstance(state, dict) and "params" in state else None,
+           "params": None if _params(state) is None else _params(state) // seeds,  # one model's
            "seeds": seeds}
     if scan:
         chunk = chunked(step_fn)
