@@ -71,7 +71,10 @@ def _fail(msg: str, code: int, kind: str, argv: list[str]) -> None:
     Console(stderr=True, highlight=False).print(f"[red]error:[/] {msg}", soft_wrap=True)
     if "--json" in argv:
         try:
-            print(json.dumps({"schema": 1, "event": "error", "kind": kind, "message": msg, "exit_code": code}))
+            # Every record names its run and command; no run exists yet (null).
+            command = next((a for a in argv if a in REGISTRY), None)
+            print(json.dumps({"schema": 1, "event": "error", "run": None, "command": command, "kind": kind,
+                              "message": msg, "exit_code": code}))
         except BrokenPipeError:
             pass
     sys.exit(code)

@@ -139,6 +139,8 @@ def int_list(name: str, text: str, unique: bool = True) -> tuple[int, ...]:
         except ValueError:
             raise UsageError(f"{name} must be a comma-separated list of positive integers, got {text!r}") from None
         positive_int(name, out[-1])
+    if unique and len(set(out)) != len(out):   # 10,010 spells one value twice
+        raise UsageError(f"{name} lists a value twice: {text!r}")
     return tuple(out)
 
 
@@ -150,6 +152,8 @@ def float_list(name: str, text: str, check=positive_float) -> tuple[float, ...]:
         except ValueError:
             raise UsageError(f"{name} must be a comma-separated list of numbers, got {text!r}") from None
         check(name, out[-1])
+    if len(set(out)) != len(out):              # 1,1.0 spells one value twice
+        raise UsageError(f"{name} lists a value twice: {text!r}")
     return tuple(out)
 
 

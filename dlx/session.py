@@ -202,7 +202,7 @@ def _execute(cfg, task_name: str, explicit) -> None:
         code = 130
         _report(out, _interrupted(cfg, run), None, kind="interrupted")
     except Exception as e:  # a bug or an unexpected failure: one line, traceback on request
-        if "RESOURCE_EXHAUSTED" in str(e):  # XLA could not allocate: sizes too large here
+        if "RESOURCE_EXHAUSTED" in str(e) or "Out of memory allocating" in str(e):  # sizes too large here
             code = 1
             asked = re.search(r"allocating (\d+) bytes", str(e))
             what = f"{int(asked.group(1)) / 2 ** 30:.1f} GiB requested" if asked else "an allocation failed"

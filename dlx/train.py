@@ -20,6 +20,7 @@ data and noise the uninterrupted one would have.
 from __future__ import annotations
 
 import math
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -163,7 +164,10 @@ class _Signals:
 
     def _handle(self, signum, frame):
         if self.caught is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+            # Quit at once. A KeyboardInterrupt raised here could land in a callback that
+            # swallows it (XLA's garbage-collection hook did), and the run went on to save.
+            os.write(2, b"error: second SIGINT: quit without saving\n")
+            os._exit(130)
         self.caught = signum
 
     def __exit__(self, *exc):

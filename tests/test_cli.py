@@ -63,6 +63,8 @@ def test_version_and_module_entry_point():
     (["grad-probe", "--init", "he,"], "--init has an empty item"),
     (["grad-probe", "--depth", "10,10"], "--depth lists a value twice"),
     (["compare-rnn", "--seq-len", "25,25"], "--seq-len lists a value twice"),
+    (["compare-rnn", "--seq-len", "25,025"], "--seq-len lists a value twice"),
+    (["grad-probe", "--init-scale", "1,1.0"], "--init-scale lists a value twice"),
     (["no-such-command"], "No such command"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(in_tmp, args, needle):
@@ -75,6 +77,9 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(in_tmp, args, needle):
     assert os.listdir(in_tmp) == []
     errs = [rec for rec in r.records if rec["event"] == "error"]
     assert errs and errs[-1]["exit_code"] == 2
+    # Every record names its run (null when bad options stopped it before one existed)
+    # and command (null when there is none); the records of option errors lacked both.
+    assert "run" in errs[-1] and errs[-1]["command"] == (args[0] if args[0] != "no-such-command" else None)
 
 
 def test_wrong_magic_and_truncated_idx_files(in_tmp):
@@ -102,3 +107,6 @@ def test_sizes_beyond_memory_are_a_clear_runtime_error(in_tmp):
     lines = [l for l in r.stderr.splitlines() if l.startswith("error")]
     assert lines == [lines[0]] and re.match(r"error: out of memory \(\d+\.\d GiB requested\); try smaller sizes", lines[0])
     assert r.records[-1]["event"] == "error" and r.records[-1]["kind"] == "runtime"
+    # The same failure reported by XLA as INTERNAL (a 1e6-wide net's weights at init).
+    r = dlx("grad-probe", "--width", "1000000", "--out", "wide")
+    assert r.code == 1 and re.search(r"error: out of memory \(\d+\.\d GiB requested\)", r.stderr), r.stderr

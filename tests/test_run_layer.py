@@ -454,3 +454,14 @@ def test_scan_decision_counts_flops_where_jax_platforms_names_no_cpu(monkeypatch
     client = train._host_client()
     assert client is not real(backend="cpu")[0].client
     assert train._host_cost(lowered)["flops"] == lowered.cost_analysis()["flops"]
+
+
+def test_a_second_sigint_quits_at_once():
+    # It used to raise KeyboardInterrupt from the handler, which XLA's gc callback could
+    # swallow: the run then saved and exited as if interrupted once.
+    code = ("import os, signal, time\nfrom dlx.train import _Signals\n"
+            "with _Signals():\n    os.kill(os.getpid(), signal.SIGINT)\n    os.kill(os.getpid(), signal.SIGINT)\n"
+            "    time.sleep(10)\nprint('still running')")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 130 and "still running" not in p.stdout
+    assert p.stderr.strip().endswith("second SIGINT: quit without saving")
