@@ -82,6 +82,14 @@ def train_lstm(
             raise UsageError("--from uses the saved run's model and vocabulary; --data and --task do not apply")
         if common.resume is not None:
             raise UsageError("--from and --resume contradict each other: --from samples, --resume trains on")
+        # The model's own settings come from the saved run, and nothing is written: an option
+        # of either kind would be ignored, so it is refused.
+        ignored = [k for k in ("cell", "hidden", "layers", "embed", "seq_len", "forget_bias", "clip", "batch_size",
+                               "lr", "log_every", "eval_every", "out", "force", "devices") if _given(k)]
+        if ignored:
+            flag = "--" + ignored[0].replace("_", "-")
+            raise UsageError(f"--from samples the saved run's model and writes nothing; {flag} does not apply "
+                             "(--prime, --temperature, --sample-len and --seed do)")
     # Options left at their defaults take the task's (a resumed run's saved config wins anyway).
     defaults = TASK_DEFAULTS[task]
     common = dataclasses.replace(common, **{k: defaults[k] for k in ("steps", "batch_size", "lr", "eval_every",
