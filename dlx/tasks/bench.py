@@ -120,10 +120,11 @@ def time_trainer(trainer, *, steps: int, warmup: int, scan: int, seed: int = 0, 
         i += 1
     _block((state, m))
     ms = (time.perf_counter() - t) / steps * 1e3
+    params = _params(state)
     res = {"compile_s": round(compile_s, 3), "ms_per_step": round(ms, 3),
            "examples_per_s": round(trainer.examples_per_step * seeds * 1e3 / ms, 1),
            "gflops_per_step": _sig(flops / 1e9), "gflop_per_s": _sig(flops / 1e9 / (ms / 1e3)),
-           "params": None if _params(state) is None else _params(state) // seeds,  # one model's
+           "params": None if params is None else params // seeds,  # one model's, not every seed's
            "seeds": seeds}
     if scan:
         chunk = chunked(step_fn)
