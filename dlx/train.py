@@ -19,6 +19,7 @@ data and noise the uninterrupted one would have.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import signal
@@ -261,6 +262,7 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
     count = int(meta.get("count", 0))
     members = trainer.members
     nm = None if members is None else len(members)
+    examples = trainer.examples_per_step * (seeds or 1) * (nm or 1)  # per step, every seed and member
     last_train: dict | list = meta.get("last_train", {})
     last_eval: dict | list = meta.get("last_eval", {})
     diverged: dict[int, str] = {int(k): v for k, v in meta.get("diverged", {}).items()}
@@ -363,8 +365,7 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
             if pos % log_every == 0 or pos == steps or pos == first_log:
                 ms = 1e3 * run_s / max(done_steps, 1)
                 speed = {"ms_per_step": round(ms, 4),  # of the whole step: every seed and member
-                         "examples_per_s": round(trainer.examples_per_step * (seeds or 1) * (nm or 1) * 1e3 / ms, 1)
-                         if ms else None}
+                         "examples_per_s": round(examples * 1e3 / ms, 1) if ms else None}
                 if members is None:
                     last_train = {**_mean_metrics(sums, count), **speed}
                     out.emit("train", {"step": pos, **tag, **last_train})
@@ -400,8 +401,7 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
         ckpt.close()
     return FitResult(state=state, step=max(start, steps) if trains else start, train=last_train, eval=last_eval,
                      compile_s=round(compile_s, 3), ms_per_step=round(ms, 4) if done_steps else None,
-                     examples_per_s=round(trainer.examples_per_step * (seeds or 1) * (nm or 1) * 1e3 / ms, 1)
-                     if done_steps else None,
+                     examples_per_s=round(examples * 1e3 / ms, 1) if done_steps else None,
                      peak_bytes=(analysis or {}).get("peak_bytes"), diverged=dict(diverged))
 
 
@@ -443,22 +443,17 @@ def _host_cost(lowered) -> dict | None:
         return None
 
 
-_HOST_CLIENT = None
-
-
+@functools.cache
 def _host_client():
     """JAX's CPU client, or, where JAX_PLATFORMS names no CPU (say "cuda", as an H100 run
     of the suite had it, which dispatched every small step one call each), a bare CPU
     client of our own (~10 ms; it only analyses, it runs nothing)."""
-    global _HOST_CLIENT
-    if _HOST_CLIENT is None:
-        try:
-            _HOST_CLIENT = jax.local_devices(backend="cpu")[0].client
-        except Exception:   # RuntimeError "Unknown backend cpu": JAX_PLATFORMS names no CPU
-            from jax._src.lib import xla_client
+    try:
+        return jax.local_devices(backend="cpu")[0].client
+    except Exception:   # RuntimeError "Unknown backend cpu": JAX_PLATFORMS names no CPU
+        from jax._src.lib import xla_client
 
-            _HOST_CLIENT = xla_client.make_cpu_client()
-    return _HOST_CLIENT
+        return xla_client.make_cpu_client()
 
 
 def _analyse(compiled, n: int) -> dict:

@@ -450,10 +450,13 @@ def test_scan_decision_counts_flops_where_jax_platforms_names_no_cpu(monkeypatch
         return real(*args, backend=backend, **kw)
 
     monkeypatch.setattr(jax, "local_devices", no_cpu)
-    monkeypatch.setattr(train, "_HOST_CLIENT", None)
-    client = train._host_client()
-    assert client is not real(backend="cpu")[0].client
-    assert train._host_cost(lowered)["flops"] == lowered.cost_analysis()["flops"]
+    train._host_client.cache_clear()
+    try:
+        client = train._host_client()
+        assert client is not real(backend="cpu")[0].client
+        assert train._host_cost(lowered)["flops"] == lowered.cost_analysis()["flops"]
+    finally:
+        train._host_client.cache_clear()   # later tests get JAX's own client again
 
 
 def test_a_second_sigint_quits_at_once():
