@@ -138,6 +138,21 @@ class Run:
             self.dir.close(discard=discard)
 
 
+_UNITS = {"B": 1, "KiB": 2 ** 10, "MiB": 2 ** 20, "GiB": 2 ** 30, "TiB": 2 ** 40}
+
+
+def _oom_request(message: str) -> str:
+    """The size an XLA out-of-memory error asked for, as the user's line shows it. The wording
+    differs by backend: XLA:CPU "Out of memory allocating 441 bytes", the GPU allocator "Out of
+    memory while trying to allocate 102433554448 bytes", the GPU autotuner "... to allocate
+    47.70GiB with allocator GPU_0_bfc" (an H200 run of the suite)."""
+    asked = re.search(r"allocat(?:e|ing) (\d+(?:\.\d+)?) ?(bytes|[KMGT]iB)", message)
+    if not asked:
+        return "an allocation failed"
+    size = float(asked.group(1)) * _UNITS.get(asked.group(2), 1)
+    return f"{size / 2 ** 30:.1f} GiB requested"
+
+
 def execute(cfg, task_name: str, *, explicit: set[str] = frozenset()) -> None:
     if threading.current_thread() is not threading.main_thread():
         return _execute(cfg, task_name, explicit)
@@ -202,12 +217,10 @@ def _execute(cfg, task_name: str, explicit) -> None:
         code = 130
         _report(out, _interrupted(cfg, run), None, kind="interrupted")
     except Exception as e:  # a bug or an unexpected failure: one line, traceback on request
-        if "RESOURCE_EXHAUSTED" in str(e) or "Out of memory allocating" in str(e):  # sizes too large here
+        if "RESOURCE_EXHAUSTED" in str(e) or "Out of memory" in str(e):  # sizes too large here
             code = 1
-            asked = re.search(r"allocating (\d+) bytes", str(e))
-            what = f"{int(asked.group(1)) / 2 ** 30:.1f} GiB requested" if asked else "an allocation failed"
-            _report(out, f"out of memory ({what}); try smaller sizes (--batch-size, --hidden, --width, "
-                         "--seq-len, --seeds)", RunFailure(str(e)))
+            _report(out, f"out of memory ({_oom_request(str(e))}); try smaller sizes (--batch-size, --hidden, "
+                         "--width, --seq-len, --seeds)", RunFailure(str(e)))
             return _exit(run, out, code)
         if not isinstance(e, OSError):
             code = 1

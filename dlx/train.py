@@ -219,7 +219,8 @@ def per_member(step, members: int):
     in one program, each on its own slice, outputs stacked again. Not jax.vmap: vmap turns
     the members' matmuls into batched ones, whose rounding differs from a model's alone (a
     chaotic net, ReLU + He at SGD lr 0.1, then ended at 98.1% test accuracy in a sweep and
-    96.9% alone); the copies compute what each model alone computes, bit for bit, at the
+    96.9% alone); the copies compute what each model alone computes, bit for bit on the CPU
+    (to float32 rounding on a GPU, which fuses and tunes the programs apart), at the
     same speed (3 depth-10 MLPs: 6.7 ms a step as copies, 6.8 vmapped, 7.3 one at a time)."""
     def stepped(state, i, data):
         outs = [step(jax.tree.map(lambda x, j=j: x[j], state), i, data) for j in range(members)]
@@ -419,19 +420,19 @@ def chunked(step_fn):
 def _lowered_flops(lowered) -> float:
     """FLOPs of one step from the lowered (not yet compiled) program; inf if unknown, so
     that an unmeasurable step is dispatched one call each (the safe choice for big steps)."""
-    try:
-        cost = lowered.cost_analysis()
-    except Exception:
-        # GPU and TPU backends (PJRT plugins) analyse only compiled programs, which would
-        # cost a compilation here. XLA's HLO cost analysis on the host backend counts the
-        # same module's FLOPs; without it, every GPU step was dispatched one call each,
-        # also the small ones that run 10x faster scanned (ring8 on an H100).
-        cost = _host_cost(lowered)
-    try:
-        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-        return float(cost["flops"])
-    except Exception:
-        return float("inf")
+    # GPU and TPU backends (PJRT plugins) analyse only compiled programs, which would cost a
+    # compilation here: there Lowered.cost_analysis returns None (JAX catches the plugin's
+    # NotImplementedError). XLA's HLO cost analysis on the host backend counts the same
+    # module's FLOPs; without it, every GPU step was dispatched one call each, also the small
+    # ones that run 10x faster scanned (ring8 on an H100 and an H200).
+    for analyse in (lambda: lowered.cost_analysis(), lambda: _host_cost(lowered)):
+        try:
+            cost = analyse()
+            cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+            return float(cost["flops"])
+        except Exception:  # None, no "flops", or a plugin that raises
+            continue
+    return float("inf")
 
 
 def _host_cost(lowered) -> dict | None:

@@ -110,3 +110,15 @@ def test_sizes_beyond_memory_are_a_clear_runtime_error(in_tmp):
     # The same failure reported by XLA as INTERNAL (a 1e6-wide net's weights at init).
     r = dlx("grad-probe", "--width", "1000000", "--out", "wide")
     assert r.code == 1 and re.search(r"error: out of memory \(\d+\.\d GiB requested\)", r.stderr), r.stderr
+
+
+def test_out_of_memory_line_reads_each_backends_wording():
+    """The GPU says it otherwise than XLA:CPU: an H200 run of the suite printed "an allocation
+    failed" for the test above, whose request was in its autotuner's message in GiB."""
+    from dlx.session import _oom_request
+
+    assert _oom_request("RESOURCE_EXHAUSTED: Out of memory allocating 441234567168 bytes.") == "410.9 GiB requested"
+    assert _oom_request("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 102433554448 bytes.") == "95.4 GiB requested"
+    assert _oom_request("Status: RESOURCE_EXHAUSTED: Out of memory while trying to allocate 47.70GiB with allocator "
+                        "GPU_0_bfc on device 0.") == "47.7 GiB requested"
+    assert _oom_request("RESOURCE_EXHAUSTED: failed to allocate memory") == "an allocation failed"

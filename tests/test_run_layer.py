@@ -12,6 +12,7 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from contextlib import redirect_stdout
 
@@ -324,9 +325,15 @@ def test_members_compute_what_each_model_alone_computes_bit_for_bit():
         stacked, m = together(stacked, jnp.int32(i), None)
         outs = [alone(s, jnp.int32(i), None) for s in states]
         states = [o[0] for o in outs]
-    assert m["loss"].tolist() == [float(o[1]["loss"]) for o in outs]
-    for j, s in enumerate(states):
-        assert all((a[j] == b).all() for a, b in zip(jax.tree.leaves(stacked), jax.tree.leaves(s)))
+    if jax.default_backend() == "cpu":
+        assert m["loss"].tolist() == [float(o[1]["loss"]) for o in outs]
+        for j, s in enumerate(states):
+            assert all((a[j] == b).all() for a, b in zip(jax.tree.leaves(stacked), jax.tree.leaves(s)))
+    else:  # a GPU fuses and tunes the two programs apart: 2e-7 relative on an H200 at step 20
+        np.testing.assert_allclose(m["loss"], [o[1]["loss"] for o in outs], rtol=2e-6)
+        for j, s in enumerate(states):
+            for a, b in zip(jax.tree.leaves(stacked), jax.tree.leaves(s)):
+                np.testing.assert_allclose(a[j], b, rtol=1e-5, atol=1e-6)
 
 
 def test_epoch_batches_visit_every_example_once_per_epoch():
@@ -423,17 +430,35 @@ def test_scan_decision_counts_flops_where_the_backend_analyses_only_compiled_pro
 
     lowered = jax.jit(lambda a, b: jnp.tanh(a @ b)).lower(jnp.ones((64, 32)), jnp.ones((32, 16)))
 
-    class PluginLowered:  # what the CUDA plugin's lowered programs do
+    class PluginLowered:  # what a CUDA plugin's lowered program does
+        def __init__(self, answer):
+            self.answer = answer
+
         def cost_analysis(self):
-            raise NotImplementedError("Lowered.cost_analysis not implemented on platform 'cuda'")
+            # jax.stages.Lowered returns None there (it catches the plugin's
+            # NotImplementedError; an H200 run of the suite showed it); older JAX raised
+            if isinstance(self.answer, Exception):
+                raise self.answer
+            return self.answer
 
         def compiler_ir(self, dialect):
             return lowered.compiler_ir(dialect)
 
     dots = 2 * 64 * 32 * 16
-    assert train._lowered_flops(lowered) >= dots
-    assert train._lowered_flops(PluginLowered()) == train._lowered_flops(lowered)
+    flops = train._lowered_flops(lowered)
+    assert dots <= flops < math.inf
+    for answer in (None, {}, [{}], NotImplementedError("Lowered.cost_analysis not implemented on platform 'cuda'")):
+        assert train._lowered_flops(PluginLowered(answer)) == flops, answer
     assert train._lowered_flops(object()) == math.inf   # nothing to analyse: dispatched, the safe choice
+
+
+def test_small_steps_are_scanned_where_lowered_programs_have_no_cost_analysis(in_tmp, monkeypatch):
+    """What the CUDA plugin does: Lowered.cost_analysis returns None. An H200 run of the suite
+    had the contract test above see a step-1 record: its small step went one call each."""
+    monkeypatch.setattr(jax.stages.Lowered, "cost_analysis", lambda self: None)
+    r = dlx("cnn-demo", *FAST, "--json", "--out", "run")
+    assert r.code == 0, r.stderr
+    assert [t["step"] for t in r.event("train")] == [10, 20, 30]
 
 
 def test_scan_decision_counts_flops_where_jax_platforms_names_no_cpu(monkeypatch):
@@ -443,6 +468,11 @@ def test_scan_decision_counts_flops_where_jax_platforms_names_no_cpu(monkeypatch
 
     lowered = jax.jit(lambda a, b: jnp.tanh(a @ b)).lower(jnp.ones((64, 32)), jnp.ones((32, 16)))
     real = jax.local_devices
+    try:
+        jax_cpu = real(backend="cpu")[0].client
+    except RuntimeError:   # this process runs with JAX_PLATFORMS naming no CPU already
+        jax_cpu = None
+    reference = train._host_cost(lowered)["flops"]
 
     def no_cpu(*args, backend=None, **kw):
         if backend == "cpu":
@@ -453,8 +483,8 @@ def test_scan_decision_counts_flops_where_jax_platforms_names_no_cpu(monkeypatch
     train._host_client.cache_clear()
     try:
         client = train._host_client()
-        assert client is not real(backend="cpu")[0].client
-        assert train._host_cost(lowered)["flops"] == lowered.cost_analysis()["flops"]
+        assert client is not jax_cpu
+        assert train._host_cost(lowered)["flops"] == reference >= 2 * 64 * 32 * 16
     finally:
         train._host_client.cache_clear()   # later tests get JAX's own client again
 
