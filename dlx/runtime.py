@@ -159,9 +159,11 @@ def versions() -> dict:
 
 
 def backend_info() -> dict:
-    """What a run's numbers depend on besides its config: the devices and the precision of
+    """What a run's numbers depend on besides its config: the devices it uses and the precision of
     float32 matmuls (set by setup_jax, or the user's JAX_DEFAULT_MATMUL_PRECISION)."""
     import jax
 
-    devices = [f"{d.platform}:{d.id} {getattr(d, 'device_kind', '')}".strip() for d in jax.devices()]
+    from dlx.train import devices_in_use
+
+    devices = [f"{d.platform}:{d.id} {getattr(d, 'device_kind', '')}".strip() for d in devices_in_use()]
     return {"devices": devices, "matmul_precision": jax.config.jax_default_matmul_precision or "default"}

@@ -111,6 +111,12 @@ def set_devices(n: int) -> None:
     _MESH = jax.sharding.Mesh(np.array(devs[:n]), ("data",))
 
 
+def devices_in_use() -> list:
+    """The devices a run trains on: the mesh's, or the default device (a --devices 1 run on a
+    host with four devices uses one of them, and its config record names that one)."""
+    return list(_MESH.devices.flat) if _MESH is not None else jax.devices()[:1]
+
+
 def shard_batch(tree):
     """Split a batch (pytree of arrays with a leading batch axis) over the data mesh."""
     if _MESH is None:

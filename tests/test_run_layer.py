@@ -377,7 +377,11 @@ def test_data_parallel_over_four_cpu_devices_matches_one_device(in_tmp):
     one = dlx(*args, "--out", "one")
     four = dlx_subprocess(*args, "--out", "four", "--devices", "4")
     assert four.code == 0, four.stderr
-    assert four.records[0]["devices"][:4] == ["cpu:0 cpu", "cpu:1 cpu", "cpu:2 cpu", "cpu:3 cpu"]
+    assert four.records[0]["devices"] == ["cpu:0 cpu", "cpu:1 cpu", "cpu:2 cpu", "cpu:3 cpu"]
+    # On a host with four devices, --devices 1 trains on one, and the config record says which.
+    flags = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    single = dlx_subprocess(*args, "--steps", "0", "--out", "single", env=flags)
+    assert single.code == 0 and single.records[0]["devices"] == ["cpu:0 cpu"], single.stderr
     assert four.summary["test_accuracy"] == pytest.approx(one.summary["test_accuracy"], abs=1 / 359)
     assert four.summary["test_loss"] == pytest.approx(one.summary["test_loss"], rel=1e-4)
     bad = dlx(*args, "--devices", "3", "--batch-size", "64")
