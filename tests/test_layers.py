@@ -44,7 +44,8 @@ CONV_CASES = [
     # (input spatial, in, out, kernel, strides, padding)
     ((9, 8), 1, 4, (3, 3), (1, 1), ((1, 1), (1, 1))),  # few channels: patches @ kernel
     ((8, 8), 8, 5, (3, 3), (1, 1), ((1, 1), (1, 1))),  # stride 1, many channels: lax conv
-    ((10, 9), 3, 6, (4, 4), (2, 2), ((1, 1), (1, 1))),  # the DCGAN discriminator's conv
+    ((10, 9), 3, 6, (4, 4), (2, 2), ((1, 1), (1, 1))),  # the DCGAN discriminator's first conv
+    ((10, 9), 8, 6, (4, 4), (2, 2), ((1, 1), (1, 1))),  # its second: strided, many channels: lax conv
     ((11, 7), 2, 3, (3, 2), (2, 3), ((0, 2), (1, 0))),  # uneven everything
     ((8, 9), 8, 3, (2, 3), (1, 1), "VALID"),
     ((13,), 3, 4, (5,), (2,), ((2, 1),)),  # 1-D

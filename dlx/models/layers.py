@@ -1,10 +1,11 @@
 """Convolution layers that are fast on XLA:CPU, forward and backward.
 
 `Conv` and `ConvTranspose` hold the same parameters as `nnx.Conv` / `nnx.ConvTranspose`
-(kernel (k..., in, out), bias (out,)) and compute the same function, but not through
-`lax.conv_general_dilated`: on XLA:CPU that op is fast only in its plainest form, and
-autodiff of a strided or transposed conv produces convs with lhs or rhs dilation that
-run far slower. Here every conv is slices (or pads) of the input plus one matmul:
+(kernel (k..., in, out), bias (out,)) and compute the same function, through
+`lax.conv_general_dilated` only where XLA:CPU runs it and its autodiff well (8 or more
+input channels, not transposed). Elsewhere that op, and the convs with lhs or rhs dilation
+that its autodiff produces, run far slower; there a conv is slices (or pads) of the input
+plus one matmul:
 
     conv:            patches (N, o..., K*in) = the K = prod(k) shifted, strided slices
                      of the padded input; y = patches @ kernel (K*in, out)
@@ -59,9 +60,13 @@ def conv_transpose_pads(kernel, strides, padding: Padding) -> tuple[tuple[int, i
     return tuple(pads)
 
 
-# A stride-1 conv with at least this many input channels goes to lax.conv_general_dilated:
-# XLA:CPU runs it and its autodiff (again stride-1 convs) well. Fewer channels starve
-# that kernel (its weight gradient with 1 input channel ran 3x slower than patches @ dy).
+# A conv with at least this many input channels goes to lax.conv_general_dilated: XLA:CPU
+# runs it and its autodiff well. Fewer channels starve that kernel (its weight gradient
+# with 1 input channel ran 3x slower than patches @ dy). Strided ones too, with XLA's own
+# backward (an input-dilated conv for dx): dcgan's D conv 14x14x64 -> 7x7x128, 4x4/2, made
+# the whole bench step 44-48 ms against 51-54 as im2col (AMD EPYC Zen 5, 2 cores, 3
+# alternated rounds; batch 32, width 32: 8.8-10.1 vs 9.4-12.1). A stride-1 conv keeps its
+# per-tap weight gradient (`_lax_conv`): XLA's there made the cnn step 25-30 vs 22-25 ms.
 LAX_MIN_CHANNELS = 8
 
 
@@ -108,8 +113,10 @@ def conv(x, kernel, strides, pads):
     o = floor((n + lo + hi - k) / s) + 1, exactly lax.conv_general_dilated's result."""
     d = kernel.ndim - 2
     ks, cin, cout = kernel.shape[:d], kernel.shape[-2], kernel.shape[-1]
-    if all(s == 1 for s in strides) and cin >= LAX_MIN_CHANNELS and d <= 3:
-        return _lax_conv(tuple(pads), x, kernel)
+    if cin >= LAX_MIN_CHANNELS and d <= 3:
+        if all(s == 1 for s in strides):
+            return _lax_conv(tuple(pads), x, kernel)
+        return lax.conv_general_dilated(x, kernel, tuple(strides), tuple(pads), dimension_numbers=_dims(d))
     xp = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)))
     out = tuple((n - k) // s + 1 for n, k, s in zip(xp.shape[1:-1], ks, strides))
     taps = []
