@@ -114,6 +114,33 @@ def _add_xla_flag(name: str, value) -> None:
         os.environ["XLA_FLAGS"] = f"{flags} --{name}={value}".strip()
 
 
+# ---- a signal outside training's loop -------------------------------------------------------
+# Inside the loop fit turns SIGINT/SIGTERM into a flag it checks between chunks. Outside it
+# a handler raises KeyboardInterrupt, which Python swallows when it lands in a garbage-
+# collection callback ("Exception ignored in: <function _xla_gc_callback>"): a Ctrl-C 0.3 s
+# after compare-rnn's last checkpoint then finished the run with exit 0. The signal is also
+# remembered, and raised again where dlx checks (a fit's start, before the summary).
+_signalled: int | None = None
+
+
+def on_signal(signum, frame) -> None:
+    global _signalled
+    _signalled = signum
+    raise KeyboardInterrupt
+
+
+def raise_if_signalled() -> None:
+    """Raise KeyboardInterrupt if a signal arrived (and may have been swallowed) since
+    clear_signal."""
+    if _signalled is not None:
+        raise KeyboardInterrupt
+
+
+def clear_signal() -> None:
+    global _signalled
+    _signalled = None
+
+
 def setup_jax(devices: int = 1) -> None:
     """Configure JAX before first use. Idempotent."""
     keep_freed_memory()

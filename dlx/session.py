@@ -123,6 +123,9 @@ class Run:
 
     def finish(self, summary: dict, *, table: dict | None = None, title: str | None = None) -> dict:
         """Emit the `summary` record, write summary.json, show the results table."""
+        from dlx import runtime
+
+        runtime.raise_if_signalled()  # a Ctrl-C swallowed on the way here still ends the run
         summary = {**summary, "wall_s": round(time.perf_counter() - self.t0, 3)}
         rec = self.out.emit("summary", summary)
         if self.dir is not None:
@@ -156,13 +159,27 @@ def _oom_request(message: str) -> str:
 def execute(cfg, task_name: str, *, explicit: set[str] = frozenset()) -> None:
     if threading.current_thread() is not threading.main_thread():
         return _execute(cfg, task_name, explicit)
-    # SIGTERM outside training's loop (a cluster's preemption between two models) ends the
-    # run as SIGINT does, with its message; inside the loop fit saves a checkpoint first.
-    old = signal.signal(signal.SIGTERM, _terminate)
+    # SIGINT and SIGTERM outside training's loop (a cluster's preemption between two models)
+    # end the run with the message below (runtime.on_signal says why it is remembered);
+    # inside the loop fit saves a checkpoint first.
+    from dlx import runtime
+
+    old = {s: signal.signal(s, runtime.on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    old_hook = sys.unraisablehook
+    runtime.clear_signal()
+
+    def unraisable(u):  # a swallowed KeyboardInterrupt: remembered, so no traceback for it
+        if not issubclass(u.exc_type, KeyboardInterrupt):
+            old_hook(u)
+
+    sys.unraisablehook = unraisable
     try:
         return _execute(cfg, task_name, explicit)
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        sys.unraisablehook = old_hook
+        runtime.clear_signal()
 
 
 def _execute(cfg, task_name: str, explicit) -> None:
@@ -232,10 +249,6 @@ def _execute(cfg, task_name: str, explicit) -> None:
         what = "disk full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
         _report(out, f"{what}: {getattr(e, 'filename', '') or ''}".rstrip(": "), RunFailure(str(e)))
     _exit(run, out, code)
-
-
-def _terminate(signum, frame):
-    raise KeyboardInterrupt
 
 
 def _interrupted(cfg, run) -> str:

@@ -322,6 +322,7 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
     trains = steps > start
     if trains:
         out.start_progress(description or trainer.name, total=steps, completed=start)
+    runtime.raise_if_signalled()  # one that a garbage-collection callback swallowed
     with _Signals() as sig:
         pos = start
         for end in points:
