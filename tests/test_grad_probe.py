@@ -190,6 +190,32 @@ def test_a_resumed_sweep_ends_where_the_uninterrupted_one_did(tmp_path):
     assert r.code == 2 and "--steps 0 is fewer than the saved run's 20" in r.stderr
 
 
+def test_a_sweep_interrupted_between_its_groups_resumes_to_the_uninterrupted_summary(tmp_path, monkeypatch):
+    """Ctrl-C after the first group's last checkpoint, before the second group starts. The
+    resumed first group has nothing left to train: its summary held the step-0 probe (fit
+    restores the last eval record and evaluates nothing). The second group's history had
+    no step 0 (its step-0 record was written only by a run that was not resumed)."""
+    from dlx.tasks import grad_probe
+
+    args = ("--depth", "3", "--width", "8", "--batch-size", "32", "--activation", "tanh,relu",
+            "--train-steps", "20", "--eval-every", "10")
+    full = _probe(tmp_path / "full", *args)
+    real_fit = grad_probe.fit
+
+    def fit_then_ctrl_c(*a, **kw):
+        real_fit(*a, **kw)
+        raise KeyboardInterrupt   # as a Ctrl-C once the first group's last checkpoint is saved
+
+    monkeypatch.setattr(grad_probe, "fit", fit_then_ctrl_c)
+    cut = dlx("grad-probe", "--json", "--quiet", "--out", str(tmp_path / "part"), *args)
+    assert cut.code == 130, cut.stderr
+    monkeypatch.setattr(grad_probe, "fit", real_fit)
+    resumed = dlx("grad-probe", "--resume", str(tmp_path / "part"), "--json")
+    assert resumed.code == 0, resumed.stderr
+    assert [h["step"] for r in resumed.summary["results"] for h in r["history"]] == [0, 10, 20, 0, 10, 20]
+    assert strip_timing(resumed.summary) == strip_timing(full.summary)
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--depth", "0"], "--depth must be a positive integer"),
     (["--batch-size", "5000"], "--batch-size 5000 is more than the 1438 training examples of digits"),

@@ -191,6 +191,7 @@ def _train(cfg, run, group: list, graphdef, train_data, probe_batch, test) -> li
     x, y = probe_batch
     histories: list[list] = [[] for _ in group]
     last = [p for _, _, p in group]  # each member's latest probe
+    probed = [False] * len(group)    # whether this process probed the trained member
 
     def record(j: int, at: int, p: dict, acc: float) -> dict:
         prof = _profile(p)
@@ -210,15 +211,18 @@ def _train(cfg, run, group: list, graphdef, train_data, probe_batch, test) -> li
             if alive is not None and not alive[j]:
                 out.append(None)  # diverged: its last probe stays the one before
                 continue
-            last[j] = {k: v[j] for k, v in probes.items()}
+            last[j], probed[j] = {k: v[j] for k, v in probes.items()}, True
             out.append(record(j, int(at[j]), last[j], float(accs[j])))
         return out[0] if single else out
 
     logged = [_logged_history(run.path("metrics.jsonl"), lb) if run.resumed else [] for lb in labels]
-    if not run.resumed:  # the profile before any training, as the eval record of step 0
+    # The profile before any training, as the eval record of step 0: also in a resumed sweep,
+    # for the groups that the interrupted run had not reached.
+    if any(not any(h["step"] == 0 for h in logged[j]) for j in range(len(group))):
         accs0 = jax.device_get(_accuracies(graphdef, stack_states([p for _, p, _ in group]), *test))
         for j, (lb, (_, _, p0)) in enumerate(zip(labels, group)):
-            run.emit("eval", {"step": 0, "combo": lb, **record(j, 0, p0, float(accs0[j]))})
+            if not any(h["step"] == 0 for h in logged[j]):
+                run.emit("eval", {"step": 0, "combo": lb, **record(j, 0, p0, float(accs0[j]))})
     if single:
         # One combination: its own fit, named and tagged by it (as before groups existed).
         trainer = Trainer(init=lambda key: init_one(key, group[0][1]), step=step_one, data=train_data,
@@ -242,6 +246,15 @@ def _train(cfg, run, group: list, graphdef, train_data, probe_batch, test) -> li
         histories[0][:0] = _before(logged[0], histories[0])
         run.out.stop_progress()
         return [_diverged(str(e), last[0], initial[0], histories[0])]
+    if not all(probed[j] or j in res.diverged for j in range(len(group))):
+        # Resumed from the last checkpoint with nothing left to train: fit restores that
+        # step's eval record and evaluates nothing, so probe the restored nets again (the
+        # same numbers; no record: it was logged before the interruption).
+        params = stack_states([res.state["params"]]) if single else res.state["params"]
+        probes = jax.device_get(_mlp_sweep(graphdef, params, x, y))
+        for j in range(len(group)):
+            if not probed[j] and j not in res.diverged:
+                last[j] = {k: v[j] for k, v in probes.items()}
     s = jax.device_get({k: res.state[k] for k in ("step", "clipped_steps", "max_grad_norm", "max_clipped_norm",
                                                   "last_loss")})
     results = []
