@@ -1,3 +1,24 @@
-from dlx.cli import main
+"""`dlx` and `python -m dlx`: signals are caught from the first line on, before the imports
+(a Ctrl-C during them gave a traceback or a crash), then the command line runs."""
 
-main()
+import signal
+
+
+def main() -> None:
+    from dlx import runtime
+
+    runtime.catch_signals()
+    try:
+        from dlx.cli import main as cli_main
+
+        cli_main()
+    finally:
+        # The outcome is decided (the summary written, or the error reported). The exit that
+        # follows takes JAX's teardown, ~0.3 s, during which Python puts the default handlers
+        # back: a signal then killed the process without a word (exit -2 or -15, no record).
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
+
+
+if __name__ == "__main__":
+    main()

@@ -116,29 +116,57 @@ def _add_xla_flag(name: str, value) -> None:
 
 # ---- a signal outside training's loop -------------------------------------------------------
 # Inside the loop fit turns SIGINT/SIGTERM into a flag it checks between chunks. Outside it
-# a handler raises KeyboardInterrupt, which Python swallows when it lands in a garbage-
-# collection callback ("Exception ignored in: <function _xla_gc_callback>"): a Ctrl-C 0.3 s
-# after compare-rnn's last checkpoint then finished the run with exit 0. The signal is also
-# remembered, and raised again where dlx checks (a fit's start, before the summary).
+# dlx's handler remembers the signal and, while a run's task runs, raises KeyboardInterrupt.
+# Raised anywhere else it did harm: in a module being imported (JAX's, numpy's: a Ctrl-C in a
+# command's first 0.2 s gave a traceback, "internal error: ImportError", a SIGSEGV or a silent
+# exit 0), in a garbage-collection callback, which swallows it ("Exception ignored in:
+# <function _xla_gc_callback>": a Ctrl-C 0.3 s after compare-rnn's last checkpoint let the run
+# finish with exit 0), or after the summary (the run is complete). There it is only
+# remembered, and raised where dlx checks: before the task starts, at each fit's start and
+# before the summary. After the summary a signal changes nothing.
 _signalled: int | None = None
+_raising = False   # whether on_signal raises now: while a task runs, before its summary
 
 
 def on_signal(signum, frame) -> None:
     global _signalled
     _signalled = signum
-    raise KeyboardInterrupt
+    if _raising and not _importing(frame):
+        raise KeyboardInterrupt
+
+
+def _importing(frame) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def catch_signals() -> None:
+    """From the command line's first line on: remember SIGINT/SIGTERM (see above)."""
+    import signal
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, on_signal)
+
+
+def raise_signals(on: bool) -> None:
+    """Whether a signal raises KeyboardInterrupt where it lands (on while a task runs)."""
+    global _raising
+    _raising = on
 
 
 def raise_if_signalled() -> None:
-    """Raise KeyboardInterrupt if a signal arrived (and may have been swallowed) since
-    clear_signal."""
+    """Raise KeyboardInterrupt if a signal arrived since clear_signal (one that was only
+    remembered, or swallowed)."""
     if _signalled is not None:
         raise KeyboardInterrupt
 
 
 def clear_signal() -> None:
-    global _signalled
-    _signalled = None
+    global _signalled, _raising
+    _signalled, _raising = None, False
 
 
 def setup_jax(devices: int = 1) -> None:

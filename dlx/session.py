@@ -125,7 +125,8 @@ class Run:
         """Emit the `summary` record, write summary.json, show the results table."""
         from dlx import runtime
 
-        runtime.raise_if_signalled()  # a Ctrl-C swallowed on the way here still ends the run
+        runtime.raise_if_signalled()  # one remembered or swallowed on the way here ends the run
+        runtime.raise_signals(False)  # the run is complete: a signal from here on changes nothing
         summary = {**summary, "wall_s": round(time.perf_counter() - self.t0, 3)}
         rec = self.out.emit("summary", summary)
         if self.dir is not None:
@@ -160,13 +161,13 @@ def execute(cfg, task_name: str, *, explicit: set[str] = frozenset()) -> None:
     if threading.current_thread() is not threading.main_thread():
         return _execute(cfg, task_name, explicit)
     # SIGINT and SIGTERM outside training's loop (a cluster's preemption between two models)
-    # end the run with the message below (runtime.on_signal says why it is remembered);
-    # inside the loop fit saves a checkpoint first.
+    # end the run with the message below (runtime.on_signal says when they are raised and
+    # when only remembered); inside the loop fit saves a checkpoint first. One that arrived
+    # while the command line was parsed is remembered from dlx.__main__ on.
     from dlx import runtime
 
     old = {s: signal.signal(s, runtime.on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     old_hook = sys.unraisablehook
-    runtime.clear_signal()
 
     def unraisable(u):  # a swallowed KeyboardInterrupt: remembered, so no traceback for it
         if not issubclass(u.exc_type, KeyboardInterrupt):
@@ -222,9 +223,12 @@ def _execute(cfg, task_name: str, explicit) -> None:
                 raise UsageError(f"--batch-size {cfg.batch_size} must be a multiple of --devices {devices} (the devices in use)")
             set_devices(devices)
         task = importlib.import_module(task_name)
+        runtime.raise_if_signalled()  # during the imports and set-up above: nothing written yet
         run = Run(cfg, out, run_id or new_run_id(cfg.command))
         out.run_id = run.run_id
+        runtime.raise_signals(True)
         task.run(cfg, run)
+        runtime.raise_signals(False)
     except StdoutClosed:
         code = 0  # the reader has what it wanted (`| head`): stop quietly
     except DlxError as e:

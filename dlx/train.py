@@ -160,8 +160,9 @@ def _first_nonfinite(metrics: dict, start: int) -> tuple[int, str, float] | None
 class _Signals:
     """Turn SIGINT/SIGTERM into a flag checked between chunks; a second SIGINT quits."""
 
-    def __init__(self):
+    def __init__(self, out=None):
         self.caught: int | None = None
+        self.out = out
 
     def __enter__(self):
         self._old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -173,7 +174,13 @@ class _Signals:
         if self.caught is not None and signum == signal.SIGINT:
             # Quit at once. A KeyboardInterrupt raised here could land in a callback that
             # swallows it (XLA's garbage-collection hook did), and the run went on to save.
-            os.write(2, b"error: second SIGINT: quit without saving\n")
+            msg = "second SIGINT: quit without saving"
+            try:  # the error record last, as after any failure (whole records: see Output.emit)
+                if self.out is not None:
+                    self.out.emit("error", {"kind": "interrupted", "message": msg, "exit_code": 130})
+            except Exception:
+                pass
+            os.write(2, f"error: {msg}\n".encode())
             os._exit(130)
         self.caught = signum
 
@@ -322,8 +329,8 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
     trains = steps > start
     if trains:
         out.start_progress(description or trainer.name, total=steps, completed=start)
-    runtime.raise_if_signalled()  # one that a garbage-collection callback swallowed
-    with _Signals() as sig:
+    runtime.raise_if_signalled()  # one remembered or swallowed before this fit (runtime.on_signal)
+    with _Signals(out) as sig:
         pos = start
         for end in points:
             n = end - pos

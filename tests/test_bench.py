@@ -11,6 +11,7 @@ def test_bench_reports_every_documented_field_and_times_vmapped_seeds(in_tmp):
     assert r.code == 0, r.stderr[-1500:]
     s = r.summary
     assert s["matmul_peak_gflop_per_s"] > 0 and s["platform"] == jax.default_backend()
+    assert s["wall_s"] > s["compile_s"] > 0   # as every summary has them
     assert set(s["workloads"]) == {"rnn", "ring8"}
     for name, w in s["workloads"].items():
         for field in ("compile_s", "ms_per_step", "ms_per_step_scanned", "examples_per_s", "gflops_per_step",
@@ -35,3 +36,12 @@ def test_small_fractions_keep_their_digits():
 
     assert _sig(7.3456e-7) == 7.346e-7 and _sig(0.0) == 0.0
     assert _sig(1234.567) == 1235.0 and _sig(0.0123456) == 0.01235
+
+
+def test_shape_options_that_no_chosen_workload_reads_are_refused(in_tmp):
+    # `bench cnn --seq 5` timed cnn and ignored --seq; other commands refuse such options.
+    for args, needle in ((["cnn", "--seq", "5"], "--seq applies to lstm, gru, rnn only, not to cnn"),
+                         (["ring8", "--hidden", "8"], "--hidden applies to lstm, gru, rnn only"),
+                         (["lstm", "--width", "8"], "--width applies to dcgan only")):
+        r = dlx("bench", *args, "--json")
+        assert r.code == 2 and needle in r.stderr, (args, r.stderr)

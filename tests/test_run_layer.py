@@ -530,12 +530,39 @@ def test_scan_decision_counts_flops_where_jax_platforms_names_no_cpu(monkeypatch
         train._host_client.cache_clear()   # later tests get JAX's own client again
 
 
+def test_a_signal_while_dlx_starts_is_an_interrupt_not_a_crash(tmp_path):
+    """A Ctrl-C in a command's first ~0.2 s landed in the imports (JAX's, numpy's): a
+    traceback, "internal error: ImportError", a SIGSEGV or a silent exit 0. From
+    dlx.__main__'s first line it is remembered, and the run stops before writing anything."""
+    code = ("import os, signal, sys\nfrom dlx import runtime\nruntime.catch_signals()\n"
+            "os.kill(os.getpid(), signal.SIGINT)   # as if during the imports below\n"
+            "from dlx.__main__ import main\n"
+            f"sys.argv = ['dlx', 'cnn-demo', *{FAST!r}, '--json', '--out', 'run']\nmain()")
+    p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 130, p.stderr
+    assert p.stderr.strip().splitlines() == ["error: interrupted before the first checkpoint; nothing to resume"]
+    assert json.loads(p.stdout.splitlines()[-1])["kind"] == "interrupted"
+    assert not (tmp_path / "run").exists()
+    # Once the outcome is decided, a signal during the exit (JAX's teardown, with Python's
+    # default handlers back) killed the process without a word: now it is ignored.
+    code = ("import signal, sys\nfrom dlx.__main__ import main\nsys.argv = ['dlx', '--version']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN, signal.getsignal(signal.SIGTERM) is signal.SIG_IGN)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.stdout.splitlines()[-1] == "True True", p.stderr
+
+
 def test_a_second_sigint_quits_at_once():
     # It used to raise KeyboardInterrupt from the handler, which XLA's gc callback could
     # swallow: the run then saved and exited as if interrupted once.
-    code = ("import os, signal, time\nfrom dlx.train import _Signals\n"
-            "with _Signals():\n    os.kill(os.getpid(), signal.SIGINT)\n    os.kill(os.getpid(), signal.SIGINT)\n"
+    # It writes the error record last, as any failure does (it used to leave a train record last).
+    code = ("import os, signal, time\nfrom dlx.output import Output\nfrom dlx.train import _Signals\n"
+            "out = Output(command='cnn-demo', json_mode=True, quiet=True)\n"
+            "with _Signals(out):\n    os.kill(os.getpid(), signal.SIGINT)\n    os.kill(os.getpid(), signal.SIGINT)\n"
             "    time.sleep(10)\nprint('still running')")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 130 and "still running" not in p.stdout
+    last = json.loads(p.stdout.splitlines()[-1])
+    assert (last["event"], last["kind"], last["exit_code"]) == ("error", "interrupted", 130)
+    assert p.stderr.strip().splitlines()[-1] == "error: second SIGINT: quit without saving"
     assert p.stderr.strip().endswith("second SIGINT: quit without saving")

@@ -7,11 +7,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from dlx.config import choice, command, nonneg_int, positive_int
+from dlx.config import choice, command, given, nonneg_int, positive_int
 from dlx.errors import UsageError
 
 WORKLOADS = ("lstm", "gru", "rnn", "dcgan", "cnn")   # the PyTorch reference workloads (default)
 SMALL = ("ring8", "adding")   # steps small enough that dispatch, not arithmetic, sets their speed
+# The shape options each applies to (--batch applies to all): a typed one that none of the
+# chosen workloads reads is refused, as other commands refuse options that do not apply.
+SHAPE_OPTIONS = {"seq": ("lstm", "gru", "rnn"), "hidden": ("lstm", "gru", "rnn"),
+                 "embed": ("lstm", "gru", "rnn"), "vocab": ("lstm", "gru", "rnn"), "width": ("dcgan",)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +67,9 @@ def bench(
         choice("WORKLOAD", w, WORKLOADS + SMALL)
     if len(set(names)) != len(names):
         raise UsageError(f"WORKLOAD listed twice: {' '.join(names)}")
+    for name, readers in SHAPE_OPTIONS.items():
+        if given(name, outside=False) and not set(readers) & set(names):
+            raise UsageError(f"--{name} applies to {', '.join(readers)} only, not to {' '.join(names)}")
     if batch is not None:
         positive_int("--batch", batch)
     for n, v in (("--seq", seq), ("--hidden", hidden), ("--embed", embed), ("--vocab", vocab),
