@@ -274,6 +274,14 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
     done_steps = int(meta.get("timed_steps", 0))
     sums = {k: np.asarray(v, dtype=np.float64) for k, v in meta.get("sums", {}).items()}
     count = int(meta.get("count", 0))
+    # The same sums since the last multiple of log_every, which a `train` record at a run's
+    # last step (--steps 350 at --log-every 100) does not reset: resumed to --steps 400, the
+    # record at 400 then covers 301-400, as the uninterrupted run's does (its summary's train
+    # metrics differed: d_loss 1.3079 vs 1.3133).
+    wsums = {k: np.asarray(v, dtype=np.float64) for k, v in meta.get("window_sums", {}).items()}
+    wcount = int(meta.get("window_count", 0))
+    if start % log_every and wcount > count:
+        sums, count = dict(wsums), wcount
     members = trainer.members
     nm = None if members is None else len(members)
     examples = trainer.examples_per_step * (seeds or 1) * (nm or 1)  # per step, every seed and member
@@ -288,9 +296,16 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
             return
         ckpt.save(at, state, {
             "step": at, "sums": {k: np.asarray(v).tolist() for k, v in sums.items()}, "count": count,
+            "window_sums": {k: np.asarray(v).tolist() for k, v in wsums.items()}, "window_count": wcount,
             "last_train": last_train, "last_eval": last_eval, "compile_s": compile_s,
-            "run_s": run_s, "timed_steps": done_steps, "diverged": diverged,
+            "run_s": run_s, "timed_steps": done_steps, "diverged": diverged, "peak_bytes": peak_bytes(),
         })
+
+    def peak_bytes() -> int | None:
+        # XLA's memory analysis of the program this process compiled, else the saved one's: a
+        # run resumed with nothing left to train compiles nothing (compare-rnn's memory
+        # verdict then read null).
+        return (analysis or {}).get("peak_bytes", meta.get("peak_bytes"))
 
     def evaluate(at: int):
         nonlocal last_eval
@@ -375,7 +390,9 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
                 if diverged:
                     v[list(diverged)] = 0.0  # no NaN into the means (or the checkpoint's meta)
                 sums[k] = sums.get(k, 0.0) + v
+                wsums[k] = wsums.get(k, 0.0) + v
             count += n
+            wcount += n
             pos = end
             if pos % log_every == 0 or pos == steps or pos == first_log:
                 ms = 1e3 * run_s / max(done_steps, 1)
@@ -396,6 +413,8 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
                     shown = _mean_metrics({k: v[live].mean() for k, v in sums.items()}, count)
                 out.update_progress(pos, {k: v for k, v in shown.items() if k not in ("ms_per_step", "examples_per_s")})
                 sums, count = {}, 0
+                if pos % log_every == 0:
+                    wsums, wcount = {}, 0
             saved = pos % eval_every == 0 or pos == steps
             if saved:
                 evaluate(pos)
@@ -417,7 +436,7 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
     return FitResult(state=state, step=max(start, steps) if trains else start, train=last_train, eval=last_eval,
                      compile_s=round(compile_s, 3), ms_per_step=round(ms, 4) if done_steps else None,
                      examples_per_s=round(examples * 1e3 / ms, 1) if done_steps else None,
-                     peak_bytes=(analysis or {}).get("peak_bytes"), diverged=dict(diverged))
+                     peak_bytes=peak_bytes(), diverged=dict(diverged))
 
 
 def chunked(step_fn):

@@ -115,6 +115,22 @@ def test_summary_has_the_documented_fields(three):
         assert json.load(f)["cells"]["gru"]["mse"] == s["cells"]["gru"]["mse"]
 
 
+def test_resuming_a_finished_run_changes_nothing(three, tmp_path):
+    """Resumed with nothing left to train, each cell compiles nothing: its peak_bytes came
+    back null and the memory verdict "inconclusive" (it read true before)."""
+    import shutil
+
+    r, out = three
+    shutil.copytree(out, tmp_path / "run")
+    again = dlx("compare-rnn", "--resume", str(tmp_path / "run"), "--json")
+    assert again.code == 0, again.stderr
+    assert all(c["peak_bytes"] for c in again.summary["cells"].values())
+    timing = {"wall_s", "compile_s", "ms_per_step", "examples_per_s", "run", "elapsed_s"}   # not peak_bytes
+    strip = lambda d: ({k: strip(v) for k, v in d.items() if k not in timing} if isinstance(d, dict)
+                       else [strip(v) for v in d] if isinstance(d, list) else d)
+    assert strip(again.summary) == strip(r.summary)
+
+
 def test_per_seed_values_have_one_entry_per_seed_and_differ(three):
     s = three[0].summary
     for cell in CELLS:

@@ -100,6 +100,20 @@ def test_resume_extends_a_run_to_the_uninterrupted_result(in_tmp):
     assert [t["step"] for t in resumed.event("train")] == [30]
 
 
+def test_a_run_resumed_from_a_step_off_the_log_grid_logs_what_the_uninterrupted_run_logs(in_tmp):
+    """--steps 25 at --log-every 20 logs a partial window (21-25) at its last step; resumed to
+    30, the record at 30 covered only 26-30, and the summary's train metrics differed from an
+    uninterrupted 30-step run's (train-gan ring8: d_loss 1.3079 vs 1.3133)."""
+    args = [*FAST, "--log-every", "20"]
+    full = dlx("cnn-demo", *args, "--json", "--out", "full")
+    part = dlx("cnn-demo", *[a if a != "30" else "25" for a in args], "--json", "--out", "part")
+    assert part.code == 0 and [t["step"] for t in part.event("train")] == [20, 25]
+    resumed = dlx("cnn-demo", "--resume", "part", "--steps", "30", "--json")
+    assert resumed.code == 0, resumed.stderr
+    assert strip_timing(resumed.event("train")[-1]) == strip_timing(full.event("train")[-1])
+    assert strip_timing(resumed.summary) == strip_timing(full.summary)
+
+
 def test_resume_rejects_changed_settings_and_non_runs(in_tmp):
     assert dlx("cnn-demo", *FAST, "--lr", "0.01", "--out", "run").code == 0
     r = dlx("cnn-demo", "--resume", "run", "--lr", "0.5")
