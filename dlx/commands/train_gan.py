@@ -73,7 +73,8 @@ _given = given
               "fashion-mnist from --data) judged by a classifier dlx trains itself (classes covered, "
               "label entropy, Frechet distance), or MLPs on the 2-D toys ring8 / grid25 (modes covered, "
               "high-quality fraction, as in PacGAN). Countermeasures: --pack, --r1, --ema, --lr-decay. "
-              "Per-dataset defaults for --steps, --batch-size, --lr, --latent-dim, --width, --depth, --pack.")
+              "Per-dataset defaults (the ones shown are digits') for --steps, --batch-size, --lr, --log-every, "
+              "--eval-every, --latent-dim, --width, --depth, --pack.")
 def train_gan(
     dataset: Annotated[str, typer.Option(help="digits (built in, 8x8) | mnist | fashion-mnist (28x28, --data) | ring8 | grid25 (2-D toys).")] = "digits",
     data: Annotated[Optional[str], typer.Option(help="IDX images file (labels beside it) or .npz, for mnist / fashion-mnist.")] = None,

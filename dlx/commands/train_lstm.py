@@ -53,8 +53,8 @@ _given = given
                                                              ("steps", "batch_size", "lr", "eval_every", "log_every")},
          help="Train an LSTM written from its equations: a character-level language model (built-in corpus or "
               "--data FILE) with samples, bits per character and gate diagnostics, or a long-range task "
-              "(--task adding | copy | mnist1d) against its memoryless baseline. Per-task defaults for "
-              "--steps, --lr, --batch-size, --hidden, --seq-len.")
+              "(--task adding | copy | mnist1d) against its memoryless baseline. Per-task defaults (the ones "
+              "shown are text's) for --steps, --lr, --batch-size, --hidden, --seq-len.")
 def train_lstm(
     task: Annotated[str, typer.Option(help="text (character LM) | adding | copy | mnist1d.")] = "text",
     data: Annotated[Optional[str], typer.Option(help="UTF-8 text file for --task text ('-' reads stdin; default: the built-in pydoc corpus).")] = None,
