@@ -198,7 +198,7 @@ def _common_parameters(defaults: dict) -> list[inspect.Parameter]:
         opt("eval_every", int, d.get("eval_every", 500), "Steps between evaluations and checkpoints.", "--eval-every"),
         opt("json", bool, False, "Write JSON Lines records to stdout (people's output stays on stderr).", "--json"),
         opt("quiet", bool, False, "No output for people on stderr (errors still show).", "--quiet", "-q"),
-        opt("out", Optional[str], None, "Run directory (default: runs/<command>-<time>).", "--out"),
+        opt("out", Optional[str], None, "Run directory (default: runs/<command>-<date>-<time>-<id>).", "--out"),
         opt("resume", Optional[str], None, "Continue the run saved in this directory.", "--resume"),
         opt("force", bool, False, "Overwrite an existing run directory given with --out.", "--force"),
         opt("devices", int, 1, "Local devices to spread each batch over (data parallel).", "--devices"),
