@@ -143,12 +143,12 @@ def _importing(frame) -> bool:
     return False
 
 
-def catch_signals() -> None:
-    """From the command line's first line on: remember SIGINT/SIGTERM (see above)."""
+def catch_signals() -> dict:
+    """Handle SIGINT/SIGTERM with on_signal (from the command line's first line on, and in
+    every run); returns the handlers it replaced."""
     import signal
 
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, on_signal)
+    return {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
 
 
 def raise_signals(on: bool) -> None:

@@ -166,7 +166,7 @@ def execute(cfg, task_name: str, *, explicit: set[str] = frozenset()) -> None:
     # while the command line was parsed is remembered from dlx.__main__ on.
     from dlx import runtime
 
-    old = {s: signal.signal(s, runtime.on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = runtime.catch_signals()
     old_hook = sys.unraisablehook
 
     def unraisable(u):  # a swallowed KeyboardInterrupt: remembered, so no traceback for it

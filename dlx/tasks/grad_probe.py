@@ -218,11 +218,11 @@ def _train(cfg, run, group: list, graphdef, train_data, probe_batch, test) -> li
     logged = [_logged_history(run.path("metrics.jsonl"), lb) if run.resumed else [] for lb in labels]
     # The profile before any training, as the eval record of step 0: also in a resumed sweep,
     # for the groups that the interrupted run had not reached.
-    if any(not any(h["step"] == 0 for h in logged[j]) for j in range(len(group))):
+    unlogged = [j for j in range(len(group)) if not any(h["step"] == 0 for h in logged[j])]
+    if unlogged:
         accs0 = jax.device_get(_accuracies(graphdef, stack_states([p for _, p, _ in group]), *test))
-        for j, (lb, (_, _, p0)) in enumerate(zip(labels, group)):
-            if not any(h["step"] == 0 for h in logged[j]):
-                run.emit("eval", {"step": 0, "combo": lb, **record(j, 0, p0, float(accs0[j]))})
+        for j in unlogged:
+            run.emit("eval", {"step": 0, "combo": labels[j], **record(j, 0, group[j][2], float(accs0[j]))})
     if single:
         # One combination: its own fit, named and tagged by it (as before groups existed).
         trainer = Trainer(init=lambda key: init_one(key, group[0][1]), step=step_one, data=train_data,
