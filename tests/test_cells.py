@@ -270,34 +270,21 @@ def test_unrolled_time_loop_equals_rolled(kind):
         np.testing.assert_allclose(x, y, **TOL)
 
 
-@pytest.mark.parametrize("unroll", [1, 4])
-def test_lstm_feature_major_loop_equals_batch_major(unroll):
-    # Wide LSTMs with small batches run their time loops feature-major (h as (H, B));
-    # values and the gradients of W, the inputs, the initial carry and a perturbation of
-    # every h_t must be those of the batch-major loop. 7 steps: not a multiple of the unroll.
-    from dlx.models.cells import _BM, _FM, _lstm_loop
-    steps = 7
-    k = jax.random.split(jax.random.key(5), 6)
-    W = 0.3 * jax.random.normal(k[0], (H, 4 * H))
-    xproj = jax.random.normal(k[1], (steps, B, 4 * H))
-    carry0 = (jax.random.normal(k[2], (B, H)), jax.random.normal(k[3], (B, H)))
-    delta = 0.1 * jax.random.normal(k[4], (steps, B, H))
-    w = jax.random.normal(k[5], (steps, B, H))
-
-    def value_and_grads(layout):
-        def loss(W, xproj, carry0, delta):
-            (c, h), hs = _lstm_loop(layout, unroll, W, xproj, carry0, delta)
-            return jnp.sum(hs * w) + jnp.sum(c * c) + jnp.sum(h)
-        return jax.value_and_grad(loss, argnums=(0, 1, 2, 3))(W, xproj, carry0, delta)
-
-    (a, ga), (b, gb) = value_and_grads(_BM), value_and_grads(_FM)
-    np.testing.assert_allclose(a, b, **TOL)
-    for x, y in zip(jax.tree.leaves(ga), jax.tree.leaves(gb)):
-        np.testing.assert_allclose(x, y, **TOL)
-
-
-def test_lstm_layout_rule_picks_feature_major_only_for_wide_small_batches():
-    from dlx.models.cells import _feature_major
-    assert _feature_major(jnp.zeros((512, 2048)), 16)         # `dlx bench lstm --batch 16 --hidden 512`
-    assert not _feature_major(jnp.zeros((256, 1024)), 32)     # the reference shapes
-    assert not _feature_major(jnp.zeros((512, 2048)), 64)
+def test_rational_tanh_is_as_accurate_as_jnp_tanh_and_has_its_derivative():
+    # Every cell computes tanh as a rational function (speed: see `_tanh`). Against tanh in
+    # float64 its error must not exceed jnp.tanh's, at any input, large or not finite.
+    from dlx.models.cells import _tanh
+    x = np.concatenate([np.linspace(-12, 12, 400_001), [-1e30, -50, -7.9, 0.0, 1e-8, 7.9, 50, 1e30]]).astype(np.float32)
+    ref = np.tanh(x.astype(np.float64))
+    ours = np.asarray(jax.jit(_tanh)(x), np.float64)
+    err, err_jnp = np.abs(ours - ref), np.abs(np.asarray(jnp.tanh(x), np.float64) - ref)
+    assert err.max() <= max(err_jnp.max(), 3e-7)
+    assert np.abs(ours).max() <= 1.0               # sigmoid gates 0.5 tanh(x/2) + 0.5 stay in [0, 1]
+    np.testing.assert_array_equal(np.asarray(_tanh(-x)), -np.asarray(_tanh(x)))     # odd
+    assert _tanh(jnp.float32(0.0)) == 0.0
+    np.testing.assert_allclose(np.asarray(_tanh(jnp.array([np.inf, -np.inf]))), [1.0, -1.0], rtol=3e-7)
+    assert np.isnan(_tanh(jnp.float32(np.nan)))
+    # The derivative is 1 - tanh^2, as jnp.tanh's (not the derivative of the approximation).
+    g = jax.vmap(jax.grad(_tanh))(x[:1000])
+    y = _tanh(x[:1000])
+    np.testing.assert_allclose(g, 1.0 - y * y, rtol=1e-6, atol=1e-7)

@@ -13,9 +13,9 @@ forms dW as one (H, T*B) @ (T*B, G*H) product after the loop, instead of autodif
 per-step accumulation of a (H, G*H) cotangent in the loop carry. The RNN uses the generic
 loop (`_recur`, whose backward re-runs `pointwise` under `jax.vjp`); the LSTM and GRU have
 their own (`_lstm_recur`, `_gru_recur`), whose forward stores the gate activations so the
-backward applies the derivatives by hand instead of recomputing the transcendentals. The
-LSTM's loops are a `lax.fori_loop` that writes each step's output over its input, batch-major
-or, for wide weights and small batches, feature-major (`_Layout`).
+backward applies the derivatives by hand. The LSTM's loops are a `lax.fori_loop` that writes
+each step's output over its input. Every tanh is `_tanh`, a rational function, for the sake
+of XLA:CPU's use of both cores inside the loops.
 
 Carries are tuples whose last element is the hidden state h: LSTM (c, h), GRU and RNN (h,).
 """
@@ -43,35 +43,48 @@ def _unroll(unroll: int | None, steps: int) -> int:
     return UNROLL if steps >= UNROLL_MIN_STEPS else 1
 
 
-# --- how the LSTM loops hold a step's arrays ---
-
-class _Layout:
-    """How the loops hold a step's (B, F) arrays. Batch-major: (B, F), the recurrent product
-    h @ W. Feature-major: (F, B), the product W.T @ h, whose weight is the library call's left
-    operand, streamed as it is; as the right operand (batch-major) YNNPACK repacks the whole
-    (H, 4H) matrix on every call. That repacking dominates once W outgrows a core's cache and
-    the batch is small: see `_feature_major`."""
-
-    def __init__(self, feature_major: bool):
-        self.fm = feature_major
-        self.axis = -2 if feature_major else -1          # the feature axis
-
-    def to(self, x):
-        """(..., B, F) batch-major -> this layout, and back (the swap is its own inverse)."""
-        return jnp.swapaxes(x, -1, -2) if self.fm and x is not None else x
-
-    def cols(self, v):
-        """A per-feature vector (F,) shaped to broadcast against this layout."""
-        return v[:, None] if self.fm else v
-
-    def split(self, a, n):
-        return jnp.split(a, n, axis=self.axis)
-
-    def cat(self, xs):
-        return jnp.concatenate(xs, axis=self.axis)
+# --- tanh as a rational function ---
+#
+# Every cell's transcendental is this tanh, not jnp.tanh, for the sake of XLA:CPU's thread
+# use in the time loops. A step is a two-thread matrix product (YNNPACK) followed by the
+# gates' elementwise work. XLA's cost model counts jnp.tanh as one "transcendental" and
+# judges that fusion memory-bound and too small to split, so it runs on one thread; the
+# product's second thread meanwhile goes to sleep, and waking it again cost ~40 us per
+# product on the 2-core machine (a loop of products with one tiny fusion between them:
+# 50 us per step; with two, 104; on one core 83 and 94). Written as the quotient of two
+# polynomials, tanh is ~20 multiply-adds, the fusion counts as compute-bound and XLA splits
+# it over both threads: the second thread then stays awake from one product to the next.
+# The LSTM forward loop (T=128, B=32, H=256) measured 110 -> 74 us per step.
+#
+# The coefficients are the float32 [13/6] rational approximation that Eigen uses for tanh;
+# on [-12, 12] its error equals XLA:CPU's own tanh (at most 2.6e-7, 4.4 ulp), though the
+# two differ in the last bit for a third of inputs. The derivative is 1 - tanh^2, as jnp's.
+_TANH_CLAMP = 7.90531110763549805
+_TANH_NUM = (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05, 5.12229709037114e-08,
+             -8.60467152213735e-11, 2.00018790482477e-13, -2.76076847742355e-16)   # x^1, x^3, ... x^13
+_TANH_DEN = (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04, 1.19825839466702e-06)  # x^0 ... x^6
 
 
-_BM, _FM = _Layout(False), _Layout(True)
+def _poly(coeffs, x2):
+    """sum_k coeffs[k] x2^k by Horner's rule."""
+    acc = jnp.full_like(x2, coeffs[-1])
+    for c in coeffs[-2::-1]:
+        acc = acc * x2 + c
+    return acc
+
+
+@jax.custom_jvp
+def _tanh(x):
+    x = jnp.clip(x, -_TANH_CLAMP, _TANH_CLAMP)
+    x2 = x * x
+    return x * _poly(_TANH_NUM, x2) / _poly(_TANH_DEN, x2)
+
+
+@_tanh.defjvp
+def _tanh_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    y = _tanh(x)
+    return y, dx * (1.0 - y * y)
 
 
 # --- elementwise parts of one step: (xproj_t (B,G*H), hw (B,G*H), carry) -> (carry, h_t) ---
@@ -90,21 +103,21 @@ def _gate_affine(hidden: int, blocks: str):
     return scale, shift
 
 
-def _lstm_affine(a, L):
-    """(scale, shift) of `_gate_affine` for the LSTM's gates, shaped for a's layout L."""
-    return map(L.cols, _gate_affine(a.shape[L.axis] // 4, "ssts"))
+def _lstm_affine(hidden: int):
+    """(scale, shift) of `_gate_affine` for the LSTM's gates (i, f, N, o)."""
+    return _gate_affine(hidden, "ssts")
 
 
-def _lstm_tanh(z, L=_BM):
+def _lstm_tanh(z):
     """z (B, 4H) pre-activations -> tanh(z * scale): the one transcendental call of a step."""
-    scale, _ = _lstm_affine(z, L)
-    return jnp.tanh(z * scale)
+    scale, _ = _lstm_affine(z.shape[-1] // 4)
+    return _tanh(z * scale)
 
 
-def _lstm_activate(t, L=_BM):
+def _lstm_activate(t):
     """tanh(z * scale) (.., 4H) -> the gates i, f, N, o, each (.., H)."""
-    scale, shift = _lstm_affine(t, L)
-    return L.split(t * scale + shift, 4)
+    scale, shift = _lstm_affine(t.shape[-1] // 4)
+    return jnp.split(t * scale + shift, 4, axis=-1)
 
 
 def _lstm_gates(xp, hw):
@@ -116,7 +129,7 @@ def _lstm_pointwise(xp, hw, carry):
     c_prev, _ = carry
     i, f, n, o = _lstm_gates(xp, hw)
     c = f * c_prev + i * n        # c_t = f_t * c_{t-1} + i_t * N_t
-    h = o * jnp.tanh(c)           # h_t = o_t * tanh(c_t)
+    h = o * _tanh(c)              # h_t = o_t * tanh(c_t)
     return (c, h), h
 
 
@@ -125,9 +138,9 @@ def _gru_gates(xp, hw):
     2H contiguous columns (see `_gate_affine`)."""
     H = hw.shape[-1] // 3
     scale, shift = _gate_affine(H, "ss")
-    rz = jnp.tanh((xp[..., :2 * H] + hw[..., :2 * H]) * scale) * scale + shift
+    rz = _tanh((xp[..., :2 * H] + hw[..., :2 * H]) * scale) * scale + shift
     r, z, hn = rz[..., :H], rz[..., H:], hw[..., 2 * H:]
-    n = jnp.tanh(xp[..., 2 * H:] + r * hn)  # the reset gate scales the recurrent part only (as Flax)
+    n = _tanh(xp[..., 2 * H:] + r * hn)  # the reset gate scales the recurrent part only (as Flax)
     return r, z, n, hn
 
 
@@ -139,7 +152,7 @@ def _gru_pointwise(xp, hw, carry):
 
 
 def _rnn_tanh_pointwise(xp, hw, carry):
-    h = jnp.tanh(xp + hw)
+    h = _tanh(xp + hw)
     return (h,), h
 
 
@@ -229,35 +242,25 @@ _recur.defvjp(_recur_fwd, _recur_bwd)
 # --- the LSTM's own time loop: its backward reuses the forward's gate activations ---
 #
 # The generic backward above recomputes each step's gates inside jax.vjp. Here the forward
-# stores t = tanh(z * scale) for all gates (see `_gate_affine`) and c_t. The backward is
-# linear in (dh, dc) given those, so every coefficient it needs is computed BEFORE its
-# loop, vectorized over all T steps at once:
+# stores t = tanh(z * scale) for all gates (see `_gate_affine`) and c_t, and the backward
+# applies the derivatives by hand; it is linear in (dh, dc) given those:
 #
 #   dh_t = d_hs[t] + dz_{t+1} @ W.T          dc_t = dc_{t+1} f_{t+1} + dh_t P_t
 #   dz_t = [dc_t, dc_t, dc_t, dh_t] * Q_t    (pre-activation cotangents of i, f, N, o)
 #
 # with P = o (1 - tanh(c)^2) and Q = [N i', c_{t-1} f', i N', tanh(c) o'] (' the gate's
-# derivative). The loop body is then one product and a few multiply-adds: XLA:CPU runs a
-# while-loop body on one thread with per-fusion overhead, while the precompute outside
-# runs as large fused, multi-threaded passes.
+# derivative). P and Q are formed inside the loop, one step at a time. They used to be
+# formed before it for all T steps at once, in large passes, leaving the loop one product
+# and a few multiply-adds; but such a light step leaves the product's second thread idle
+# long enough to fall asleep (see `_tanh`). Formed in the loop, with tanh(c_t) recomputed,
+# the step's elementwise work is one fusion that XLA splits over both threads: the whole
+# bench step measured 38.3 -> 35.6 ms at the reference shapes (batch 16, hidden 512: 29.1
+# -> 27.4), and the passes outside the loop are gone.
 #
 # Both loops write their per-step output over the array they read it from (the forward t_t
-# over xproj_t, the backward dz_t over Q_t), in place: a scan's stacked outputs would be
+# over xproj_t, the backward dz_t over t_t), in place: a scan's stacked outputs would be
 # fresh arrays that XLA:CPU fills with zeros first, 16 MB twice per step at the reference
 # shapes (3-4 ms of a ~90 ms step).
-
-# Feature-major pays two whole-array transposes (xproj in, dz out), so it is used only where
-# the repacking it avoids is large: recurrent weights of at least 2 MiB (H >= 363; this
-# machine's cores have 1.25 MiB of L2 each) and at most 32 rows per step. Whole bench step,
-# alternated: H=512 B=16 85 vs 112 ms, B=32 147 vs 159, B=64 level; H=256 B=16 and B=32
-# slower (63 vs 52, 102 vs 96 ms).
-FEATURE_MAJOR_MIN_WEIGHT_BYTES = 2 * 2**20
-FEATURE_MAJOR_MAX_BATCH = 32
-
-
-def _feature_major(W, batch: int) -> bool:
-    return W.size * W.dtype.itemsize >= FEATURE_MAJOR_MIN_WEIGHT_BYTES and batch <= FEATURE_MAJOR_MAX_BATCH
-
 
 def _at(a, t):
     return jax.lax.dynamic_index_in_dim(a, t, keepdims=False)
@@ -267,23 +270,20 @@ def _put(a, x, t):
     return jax.lax.dynamic_update_index_in_dim(a, x, t, 0)
 
 
-def _lstm_forward(L, unroll, W, xproj, carry0, delta, store):
-    """The forward loop in layout L: xproj (T,B,4H) batch-major -> final (c, h), hs (T,B,H),
-    and with `store` the loop's c_t (T, H) and t_t (T, 4H) in layout L (Layout.to)."""
+def _lstm_forward(unroll, W, xproj, carry0, delta, store):
+    """The forward loop: xproj (T,B,4H) -> final (c, h), hs (T,B,H), and with `store` the
+    loop's c_t (T,B,H) and t_t (T,B,4H)."""
     T = xproj.shape[0]
-    Wm = _transposed(W) if L.fm else W
-    delta = L.to(delta)
 
     def body(t, state):
         c, h, buf, hs, cs = state
-        z = _at(buf, t) + (Wm @ h if L.fm else h @ Wm)
-        tt = _lstm_tanh(z, L)
-        i, f, n, o = _lstm_activate(tt, L)
+        tt = _lstm_tanh(_at(buf, t) + h @ W)
+        i, f, n, o = _lstm_activate(tt)
         c = f * c + i * n
-        h = o * jnp.tanh(c)
+        h = o * _tanh(c)
         if delta is not None:
             h = h + _at(delta, t)
-        hs = _put(hs, L.to(h), t)                      # emitted batch-major
+        hs = _put(hs, h, t)
         if store:
             buf, cs = _put(buf, tt, t), _put(cs, c, t)
         return c, h, buf, hs, cs
@@ -292,68 +292,59 @@ def _lstm_forward(L, unroll, W, xproj, carry0, delta, store):
     # Every step writes its row, so the buffers need no initial values: lax.empty is left
     # uninitialized on GPU and TPU (on CPU it is still zeros).
     hs = jax.lax.empty((T,) + h0.shape, h0.dtype)
-    cs = jax.lax.empty((T,) + L.to(h0).shape, h0.dtype) if store else None
-    c, h, ts, hs, cs = jax.lax.fori_loop(0, T, body, (L.to(c0), L.to(h0), L.to(xproj), hs, cs),
-                                         unroll=unroll)
-    return (L.to(c), L.to(h)), hs, cs, ts
+    cs = jax.lax.empty((T,) + c0.shape, c0.dtype) if store else None
+    c, h, ts, hs, cs = jax.lax.fori_loop(0, T, body, (c0, h0, xproj, hs, cs), unroll=unroll)
+    return (c, h), hs, cs, ts
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _lstm_loop(L, unroll, W, xproj, carry0, delta):
-    final, hs, _, _ = _lstm_forward(L, unroll, W, xproj, carry0, delta, store=False)
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _lstm_recur(unroll, W, xproj, carry0, delta):
+    """As `_recur` for the LSTM: (final (c, h), hs (T,B,H))."""
+    final, hs, _, _ = _lstm_forward(unroll, W, xproj, carry0, delta, store=False)
     return final, hs
 
 
-def _lstm_loop_fwd(L, unroll, W, xproj, carry0, delta):
-    final, hs, cs, ts = _lstm_forward(L, unroll, W, xproj, carry0, delta, store=True)
+def _lstm_recur_fwd(unroll, W, xproj, carry0, delta):
+    final, hs, cs, ts = _lstm_forward(unroll, W, xproj, carry0, delta, store=True)
     return (final, hs), (W, carry0, hs, cs, ts, delta)
 
 
-def _lstm_loop_bwd(L, unroll, res, cts):
-    W, (c0, h0), hs, cs, ts, delta = res                     # cs, ts in layout L
+def _lstm_recur_bwd(unroll, res, cts):
+    W, (c0, h0), hs, cs, ts, delta = res
     (dc_last, dh_last), d_hs = cts
-    T = hs.shape[0]
-    c_prev = jnp.concatenate([L.to(c0)[None], cs[:-1]])      # c_{t-1}
-    scale, _ = _lstm_affine(ts, L)
-    i, f, n, o = _lstm_activate(ts, L)
-    tc = jnp.tanh(cs)
-    P = o * (1.0 - tc * tc)                                  # d h_t / d c_t
-    # Q: each gate's derivative times [N, c_{t-1}, i, tanh c], as ONE multiply after the
-    # concatenation; four products concatenated ran as four passes and a copy (the pass
-    # outside the loops 27.7 -> 25.4 ms at the reference shapes).
-    Q = scale * scale * (1.0 - ts * ts) * L.cat([n, c_prev, i, tc])
-    # f_{t+1}; after the last step 1, since dc_last is the cotangent of c_T itself.
+    T, _, H = hs.shape
+    scale, _ = _lstm_affine(H)
+    c_prev = jnp.concatenate([c0[None], cs[:-1]])            # c_{t-1}
+    f = _lstm_activate(ts)[1]
+    # f_{t+1}; after the last step 1, since dc_last is the cotangent of c_T itself. Read
+    # from this array, not from ts[t+1], which the loop has overwritten with dz_{t+1}.
     f_next = jnp.concatenate([f[1:], jnp.ones_like(f[:1])])
-    d_in = L.to(d_hs)
-    Wm = W if L.fm else _transposed(W)
+    WT = _transposed(W)
 
     def body(k, state):
         t = T - 1 - k
         dc_next, dh_next, buf, dhs = state                   # dc_{t+1}, dz_{t+1} @ W.T
-        dh = _at(d_in, t) + dh_next                          # d loss / d h_t
-        dc = dc_next * _at(f_next, t) + dh * _at(P, t)       # d loss / d c_t
-        dz = L.cat([dc, dc, dc, dh]) * _at(buf, t)           # (B, 4H) or (4H, B)
+        tt = _at(buf, t)
+        i, _, n, o = _lstm_activate(tt)
+        tc = _tanh(_at(cs, t))
+        dh = _at(d_hs, t) + dh_next                          # d loss / d h_t
+        dc = dc_next * _at(f_next, t) + dh * (o * (1.0 - tc * tc))   # d loss / d c_t
+        # Q: each gate's derivative scale^2 (1 - t^2) times [N, c_{t-1}, i, tanh c], as ONE
+        # multiply after the concatenation (four products concatenated ran as four passes).
+        q = scale * scale * (1.0 - tt * tt) * jnp.concatenate([n, _at(c_prev, t), i, tc], axis=-1)
+        dz = jnp.concatenate([dc, dc, dc, dh], axis=-1) * q  # (B, 4H)
         if dhs is not None:
             dhs = _put(dhs, dh, t)
-        return dc, (Wm @ dz if L.fm else dz @ Wm), _put(buf, dz, t), dhs
+        return dc, dz @ WT, _put(buf, dz, t), dhs
 
-    dhs = None if delta is None else jax.lax.empty(d_in.shape, d_in.dtype)
-    dc_first, dh0, dz, dhs = jax.lax.fori_loop(0, T, body, (L.to(dc_last), L.to(dh_last), Q, dhs),
-                                               unroll=unroll)
-    dz = L.to(dz)                                            # (T, B, 4H)
+    dhs = None if delta is None else jax.lax.empty(d_hs.shape, d_hs.dtype)
+    dc_first, dh0, dz, dhs = jax.lax.fori_loop(0, T, body, (dc_last, dh_last, ts, dhs), unroll=unroll)
     h_prev = jnp.concatenate([h0[None], hs[:-1]])            # (T, B, H): h_{t-1} as carried
     d_W = _sum_outer(h_prev, dz)
-    return d_W, dz, (L.to(dc_first * f[0]), L.to(dh0)), L.to(dhs)
+    return d_W, dz, (dc_first * f[0], dh0), dhs
 
 
-_lstm_loop.defvjp(_lstm_loop_fwd, _lstm_loop_bwd)
-
-
-def _lstm_recur(unroll, W, xproj, carry0, delta):
-    """As `_recur` for the LSTM: (final (c, h), hs (T,B,H)), in the layout `_feature_major`
-    picks for these shapes."""
-    L = _FM if _feature_major(W, xproj.shape[1]) else _BM
-    return _lstm_loop(L, unroll, W, xproj, carry0, delta)
+_lstm_recur.defvjp(_lstm_recur_fwd, _lstm_recur_bwd)
 
 
 # --- the GRU's own time loop, by the same recipe ---
