@@ -319,6 +319,8 @@ def _lstm_recur_bwd(unroll, res, cts):
     f = _lstm_activate(ts)[1]
     # f_{t+1}; after the last step 1, since dc_last is the cotangent of c_T itself. Read
     # from this array, not from ts[t+1], which the loop has overwritten with dz_{t+1}.
+    # (Every read of buf[t] below feeds dz, the value written back over it: a read that
+    # feeds anything else makes XLA copy the whole buffer on every step, 3-4x slower.)
     f_next = jnp.concatenate([f[1:], jnp.ones_like(f[:1])])
     WT = _transposed(W)
 
@@ -348,10 +350,12 @@ def _lstm_recur_bwd(unroll, res, cts):
 _lstm_recur.defvjp(_lstm_recur_fwd, _lstm_recur_bwd)
 
 
-# --- the GRU's own time loop, by the same recipe ---
+# --- the GRU's own time loop ---
 #
 # The forward activates r and z with one tanh over their 2H contiguous columns and stores
-# (r, z, n, h W_n) per step. The backward is linear in dh given those:
+# (r, z, n, h W_n) per step. The backward is linear in dh given those, and unlike the LSTM's
+# forms its coefficients for all T steps before its loop: formed inside it, as the LSTM's
+# are, the step measured 5-10% slower (BENCHMARKS.md):
 #
 #   dh_{t-1} = dh_t z_t + d_hw_t @ W.T      d_hw_t = [dh_t, dh_t, dh_t] * Q_t
 #
