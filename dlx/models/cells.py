@@ -320,7 +320,7 @@ def _lstm_recur_bwd(unroll, res, cts):
     # f_{t+1}; after the last step 1, since dc_last is the cotangent of c_T itself. Read
     # from this array, not from ts[t+1], which the loop has overwritten with dz_{t+1}.
     # (Every read of buf[t] below feeds dz, the value written back over it: a read that
-    # feeds anything else makes XLA copy the whole buffer on every step, 3-4x slower.)
+    # feeds anything else made XLA copy the whole buffer on every step: 127 vs 36 ms.)
     f_next = jnp.concatenate([f[1:], jnp.ones_like(f[:1])])
     WT = _transposed(W)
 
