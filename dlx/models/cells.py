@@ -353,7 +353,7 @@ _lstm_recur.defvjp(_lstm_recur_fwd, _lstm_recur_bwd)
 # --- the GRU's own time loop ---
 #
 # The forward activates r and z with one tanh over their 2H contiguous columns and stores
-# (r, z, n, h W_n) per step. The backward is linear in dh given those, and unlike the LSTM's
+# (r, z, n) and h W_n per step. The backward is linear in dh given those, and unlike the LSTM's
 # forms its coefficients for all T steps before its loop: formed inside it, as the LSTM's
 # are, the step measured 5-10% slower (BENCHMARKS.md):
 #
@@ -362,35 +362,47 @@ _lstm_recur.defvjp(_lstm_recur_fwd, _lstm_recur_bwd)
 # with Q = [(1-z) n' hn r', (h_{t-1} - n) z', (1-z) n' r], so its loop carries dh alone;
 # d_hw and the input-side dn = dh (1-z) n' are formed from the emitted dh after the loop.
 
-def _gru_forward(unroll, W, xproj, carry0, delta):
-    def body(carry, inp):
-        (h,) = carry
-        xp, d = inp
-        r, z, n, hn = _gru_gates(xp, h @ W)
+def _gru_forward(unroll, W, xproj, carry0, delta, store):
+    """The forward loop: xproj (T,B,3H) -> final (h,), hs (T,B,H), and with `store` the gates
+    [r, z, n] (T,B,3H), written over xproj as the LSTM's loop does (a scan's stacked
+    outputs were zero-filled fresh arrays: 1.8 ms of a ~30 ms step), and h W_n (T,B,H)."""
+    T = xproj.shape[0]
+
+    def body(t, state):
+        h, buf, hns, hs = state
+        r, z, n, hn = _gru_gates(_at(buf, t), h @ W)
         h = (1.0 - z) * n + z * h
-        if d is not None:
-            h = h + d
-        return (h,), (h, jnp.concatenate([r, z, n, hn], axis=-1))
-    return jax.lax.scan(body, carry0, (xproj, delta), unroll=unroll)
+        if delta is not None:
+            h = h + _at(delta, t)
+        hs = _put(hs, h, t)
+        if store:
+            buf, hns = _put(buf, jnp.concatenate([r, z, n], axis=-1), t), _put(hns, hn, t)
+        return h, buf, hns, hs
+
+    (h0,) = carry0
+    hs = jax.lax.empty((T,) + h0.shape, h0.dtype)
+    hns = jax.lax.empty((T,) + h0.shape, h0.dtype) if store else None
+    h, rzn, hns, hs = jax.lax.fori_loop(0, T, body, (h0, xproj, hns, hs), unroll=unroll)
+    return (h,), hs, rzn, hns
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _gru_recur(unroll, W, xproj, carry0, delta):
     """As `_recur` for the GRU: (final (h,), hs (T,B,H))."""
-    final, (hs, _) = _gru_forward(unroll, W, xproj, carry0, delta)
+    final, hs, _, _ = _gru_forward(unroll, W, xproj, carry0, delta, store=False)
     return final, hs
 
 
 def _gru_recur_fwd(unroll, W, xproj, carry0, delta):
-    final, (hs, acts) = _gru_forward(unroll, W, xproj, carry0, delta)
-    return (final, hs), (W, carry0, hs, acts, delta)
+    final, hs, rzn, hns = _gru_forward(unroll, W, xproj, carry0, delta, store=True)
+    return (final, hs), (W, carry0, hs, rzn, hns, delta)
 
 
 def _gru_recur_bwd(unroll, res, cts):
-    W, (h0,), hs, acts, delta = res
+    W, (h0,), hs, rzn, hn, delta = res
     (dh_last,), d_hs = cts
     h_prev = jnp.concatenate([h0[None], hs[:-1]])             # (T, B, H): h_{t-1} as carried
-    r, z, n, hn = jnp.split(acts, 4, axis=-1)                 # each (T, B, H)
+    r, z, n = jnp.split(rzn, 3, axis=-1)                      # each (T, B, H), as hn
     dn_dh = (1.0 - z) * (1.0 - n * n)                         # d loss/d n's pre-act., per dh
     Q = jnp.concatenate([dn_dh * hn * r * (1.0 - r),          # r's pre-activation
                          (h_prev - n) * z * (1.0 - z),        # z's pre-activation
