@@ -129,6 +129,25 @@ def conv(x, kernel, strides, pads):
     return y.reshape(x.shape[0], *out, cout)
 
 
+@partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _unstack(a, axis: int):
+    """The slices of a along axis, whose cotangent is one stack of theirs. Autodiff of the
+    slices instead sums one zero-padded full-size array per slice: for dcgan's first
+    transposed conv a 16-way sum of (3136, 1024) arrays, 4 ms of a 45 ms step."""
+    return [lax.index_in_dim(a, i, axis, keepdims=False) for i in range(a.shape[axis])]
+
+
+def _unstack_fwd(a, axis):
+    return _unstack(a, axis), None
+
+
+def _unstack_bwd(axis, _, cts):
+    return (jnp.stack(cts, axis=axis),)
+
+
+_unstack.defvjp(_unstack_fwd, _unstack_bwd)
+
+
 def conv_transpose(x, kernel, strides, pads):
     """What lax.conv_transpose(x, kernel, strides, pads) computes (kernel not flipped):
     a stride-1 conv of the s-dilated x padded by pads. x (N, n..., in) -> (N, o..., out),
@@ -144,6 +163,7 @@ def conv_transpose(x, kernel, strides, pads):
     # 5-10x slower on XLA:CPU (dcgan's first transposed conv, forward 50-66 ms).
     w = jnp.moveaxis(kernel.reshape(-1, cin, cout), 1, 0).reshape(cin, -1)  # (in, K*out)
     cols = (x.reshape(-1, cin) @ w).reshape(*x.shape[:-1], -1, cout)  # (N, n..., K, out)
+    taps = _unstack(cols, d + 1)                                       # K x (N, n..., out)
     zero = jnp.zeros((), x.dtype)
     M = tuple(-(-o // s) for o, s in zip(out, strides))
     phases: dict[tuple[int, ...], jnp.ndarray] = {}
@@ -151,7 +171,7 @@ def conv_transpose(x, kernel, strides, pads):
         a = tuple((lo - j) % s for (lo, _), j, s in zip(pads, offs, strides))
         q = tuple((lo - j - ai) // s for (lo, _), j, s, ai in zip(pads, offs, strides, a))
         cfg = [(0, 0, 0), *((qi, Mi - m - qi, 0) for qi, Mi, m in zip(q, M, n)), (0, 0, 0)]
-        placed = lax.pad(cols[..., t, :], zero, cfg)  # (N, M..., out)
+        placed = lax.pad(taps[t], zero, cfg)  # (N, M..., out)
         phases[a] = placed if a not in phases else phases[a] + placed
     empty = jnp.zeros((x.shape[0], *M, cout), x.dtype)
     grid = [phases.get(a, empty) for a in itertools.product(*(range(s) for s in strides))]
