@@ -2,8 +2,9 @@
 
 A run directory holds config.json, metrics.jsonl, summary.json, PNG plots and
 checkpoints/ (orbax). It is created only once the inputs have been validated, so bad
-input leaves nothing behind; it refuses to replace an existing run unless --force, and
-two processes given the same directory cannot both hold it.
+input leaves nothing behind; it refuses to replace an existing run unless --force, never
+deletes a directory that holds no dlx run (not even with --force), and two processes given
+the same directory cannot both hold it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,18 @@ def new_run_id(command: str) -> str:
 
 def is_run(path: str) -> bool:
     return os.path.isfile(os.path.join(path, "config.json"))
+
+
+def holds_dlx_run(path: str) -> bool:
+    """Whether path's config.json is one dlx wrote (a run id, a command, a config object),
+    not merely a file of that name: --force deletes only what a run directory holds."""
+    try:
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return (isinstance(saved, dict) and isinstance(saved.get("run"), str)
+            and isinstance(saved.get("config"), dict) and isinstance(saved["config"].get("command"), str))
 
 
 def read_config(path: str) -> dict:
@@ -85,15 +98,23 @@ class RunDir:
         if not os.access(path, os.W_OK):
             self._undo()
             raise UsageError(f"--out {path}: directory is not writable")
+        self._refuse_foreign(path)  # before the lock, which would leave a .lock among them
         self._lock()
+        self._refuse_foreign(path)
         leftovers = [n for n in os.listdir(path) if n != LOCK]
         if leftovers and not force:
-            kind = "already holds a run" if is_run(path) else "is not empty"
             self.close()
-            raise UsageError(f"--out {path} {kind}: use --resume {path} to continue it or --force to replace it")
+            raise UsageError(f"--out {path} already holds a run: use --resume {path} to continue it or --force to replace it")
         for n in leftovers:  # --force: start clean
             p = os.path.join(path, n)
             shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.unlink(p)
+
+    def _refuse_foreign(self, path: str) -> None:
+        # A non-empty directory that holds no run has someone's own files in it: not even
+        # --force deletes them.
+        if any(n != LOCK for n in os.listdir(path)) and not holds_dlx_run(path):
+            self.close()
+            raise UsageError(f"--out {path} is not empty and holds no dlx run: give a new or empty directory")
 
     def _lock(self) -> None:
         try:

@@ -88,6 +88,21 @@ def test_refuses_to_overwrite_a_run_unless_forced(in_tmp):
     assert r.code == 0 and json.load(open("run/summary.json"))["test_loss"] == r.summary["test_loss"]
 
 
+def test_force_never_deletes_a_directory_that_holds_no_run(in_tmp):
+    # --force replaces a run; a directory of the user's own files (even one with a
+    # config.json of its own) is refused, with or without it, and left as it was.
+    os.makedirs("mine/data")
+    for name, text in (("notes.txt", "precious"), ("data/a.csv", "x"), ("config.json", '{"lr": 1}')):
+        with open(os.path.join("mine", name), "w") as f:
+            f.write(text)
+    before = sorted(os.walk("mine"))
+    for extra in ((), ("--force",)):
+        r = dlx("cnn-demo", *FAST, "--out", "mine", *extra)
+        assert r.code == 2 and "holds no dlx run" in r.stderr and "--force" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+        assert sorted(os.walk("mine")) == before and open("mine/notes.txt").read() == "precious"
+
+
 def test_resume_extends_a_run_to_the_uninterrupted_result(in_tmp):
     full = dlx("cnn-demo", *FAST, "--json", "--out", "full")
     half = dlx("cnn-demo", *[a if a != "30" else "20" for a in FAST], "--json", "--out", "part")
