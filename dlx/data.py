@@ -157,12 +157,32 @@ def _labels_beside(path: str) -> str | None:
 
 
 def _check_images(x: np.ndarray, y: np.ndarray, path: str, classes: int = 10):
+    """28x28 images with finite pixels in [0, 255] and one integer label in 0..classes-1 each."""
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise UsageError(f"--data {path}: images must be a numeric array, got dtype {x.dtype}")
     if x.ndim != 3 or x.shape[1:] != (28, 28):
         raise UsageError(f"--data {path}: expected 28x28 images, got shape {tuple(x.shape[1:])}")
-    if y.ndim != 1 or len(y) != len(x):
+    if y.ndim != 1:
+        raise UsageError(f"--data {path}: labels must be one class index per image, got shape {tuple(y.shape)}")
+    if len(y) != len(x):
         raise UsageError(f"--data {path}: {len(x)} images but {len(y)} labels")
+    if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+        raise UsageError(f"--data {path}: labels must be integers, got dtype {y.dtype}")
+    if len(y) and not np.all(np.isfinite(y) & (y == np.round(y))):
+        raise UsageError(f"--data {path}: labels must be whole numbers (class indices)")
     if len(y) and (y.min() < 0 or y.max() >= classes):
         raise UsageError(f"--data {path}: labels must lie in 0..{classes - 1}")
+    if len(x) and not np.all(np.isfinite(x)):
+        raise UsageError(f"--data {path}: images hold NaN or infinite pixels")
+    if len(x) and (x.min() < 0 or x.max() > 255):
+        raise UsageError(f"--data {path}: pixels must lie in [0, 1] or [0, 255]")
+
+
+def _check_split(sets, path: str, *, single: bool):
+    for (x, _), which in zip(sets, ("training", "test")):
+        if len(x) == 0:
+            hint = " (a single set needs at least 4 images to split 5:1 into training and test)" if single else ""
+            raise UsageError(f"--data {path}: no {which} images{hint}")
 
 
 def image_file(name: str, path: str) -> ImageData:
@@ -176,14 +196,24 @@ def image_file(name: str, path: str) -> ImageData:
         except Exception:
             raise UsageError(f"--data {path}: not a readable .npz file") from None
         keys = set(f.files)
+
+        def array(k):
+            try:
+                return np.asarray(f[k])
+            except Exception:  # object arrays need pickle, which dlx never loads from files
+                raise UsageError(f"--data {path}: array {k} cannot be read without pickle (an object array?)") from None
+
         if {"x_train", "y_train", "x_test", "y_test"} <= keys:
-            parts = [f[k] for k in ("x_train", "y_train", "x_test", "y_test")]
+            parts, single = [array(k) for k in ("x_train", "y_train", "x_test", "y_test")], False
+            for xs, ys in ((parts[0], parts[1]), (parts[2], parts[3])):
+                _check_images(xs, ys, path)
         elif {"x", "y"} <= keys:
-            parts = list(_split(f["x"], f["y"], 1 / 6))
+            x, y = array("x"), array("y")
+            _check_images(x, y, path)  # before the split, which would hide a count mismatch
+            parts, single = list(_split(x, y, 1 / 6)), True
         else:
             raise UsageError(f"--data {path}: .npz needs arrays x_train, y_train, x_test, y_test (or x, y); has {sorted(keys)}")
-        for xs, ys in ((parts[0], parts[1]), (parts[2], parts[3])):
-            _check_images(np.asarray(xs), np.asarray(ys), path)
+        _check_split(((parts[0], parts[1]), (parts[2], parts[3])), path, single=single)
         scale = 255.0 if np.asarray(parts[0]).max() > 1.0 else 1.0
         x_tr, y_tr, x_te, y_te = parts
     else:
@@ -196,6 +226,7 @@ def image_file(name: str, path: str) -> ImageData:
             raise UsageError(f"--data {path}: an IDX images file has 3 dimensions, this one has {x.ndim}")
         _check_images(x, y.astype(np.int64), path)
         x_tr, y_tr, x_te, y_te = _split(x, y, 1 / 6)
+        _check_split(((x_tr, y_tr), (x_te, y_te)), path, single=True)
         scale = 255.0
     f32 = lambda a: (np.asarray(a, np.float32) / scale)[..., None]  # noqa: E731
     i32 = lambda a: np.asarray(a, np.int32)  # noqa: E731

@@ -51,3 +51,34 @@ def test_npz_with_train_and_test_arrays_keeps_them(tmp_path):
     d = image_file("fashion-mnist", str(tmp_path / "f.npz"))
     assert d.y_train.tolist() == y[:20].tolist() and d.y_test.tolist() == y[20:].tolist()
     _paired(d)
+
+
+def _bad_npz_cases():
+    x, y = _images(12)
+    f = x.astype(np.float32)
+    return {
+        "count": (dict(x=x[:10], y=y[:9]), "10 images but 9 labels"),
+        "fractional labels": (dict(x=x, y=y + 0.5), "whole numbers"),
+        "one-hot labels": (dict(x=x, y=np.eye(10)[y]), "one class index per image"),
+        "empty": (dict(x=x[:0], y=y[:0]), "no training images"),
+        "too few to split": (dict(x=x[:3], y=y[:3]), "at least 4 images"),
+        "empty test set": (dict(x_train=x, y_train=y, x_test=x[:0], y_test=y[:0]), "no test images"),
+        "NaN pixels": (dict(x=np.full_like(f, np.nan), y=y), "NaN or infinite"),
+        "negative pixels": (dict(x=f - 300.0, y=y), "[0, 1] or [0, 255]"),
+        "object array": (dict(x=np.array([None] * 12, dtype=object), y=y), "without pickle"),
+        "text labels": (dict(x=x, y=np.array(["a"] * 12)), "integers"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_npz_cases()))
+def test_bad_npz_is_refused_before_training_with_a_message_naming_the_problem(tmp_path, case):
+    from dlx.errors import UsageError
+    arrays, message = _bad_npz_cases()[case]
+    path = tmp_path / "bad.npz"
+    if case == "object array":
+        np.savez(path, allow_pickle=True, **arrays)
+    else:
+        np.savez(path, **arrays)
+    with pytest.raises(UsageError, match=None) as e:
+        image_file("mnist", str(path))
+    assert message in str(e.value) and str(path) in str(e.value)
