@@ -90,6 +90,18 @@ def nonneg_int(name: str, v: int) -> int:
     return _int_in_range(name, v)
 
 
+# The copy task's input is T + 20 steps long (10 symbols, T - 1 blanks, a delimiter, 10
+# blanks for the answer; dlx.tasks.sequence), and lengths reach the programs as int32.
+COPY_EXTRA_STEPS = 20
+
+
+def copy_seq_len(name: str, v: int) -> int:
+    if v > INT_MAX - COPY_EXTRA_STEPS:
+        raise UsageError(f"{name} {v}: the copy task's input is T + {COPY_EXTRA_STEPS} steps long, "
+                         f"so T must be at most {INT_MAX - COPY_EXTRA_STEPS}")
+    return v
+
+
 def positive_float(name: str, v: float) -> float:
     if not math.isfinite(v) or v <= 0 or v > FLOAT_MAX:
         raise UsageError(f"{name} must be a finite number > 0 (float32: at most 3.4e38), got {v}")

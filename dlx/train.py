@@ -206,12 +206,36 @@ def _interval_sums(metrics: dict, members: int | None) -> dict:
     return out
 
 
+# No device holds this much (1 TiB) in one array. XLA aborts the process, past any Python
+# handler, on arrays whose byte size overflows 64 bits (grad-probe --width 2147483647:
+# a (2^31, 2^31) weight), so sizes like that are turned away from their shapes, unallocated.
+MAX_ARRAY_BYTES = 2 ** 40
+
+
 def init_program(init):
     """jit(init) compiled without the backend's optimisation passes. Init runs once, and
     XLA:CPU spent seconds optimising its random-number code: cnn-demo's seven-width MLP
     family on MNIST-1D took 8.3 s to compile, 2.4 s this way (run 8 -> 18 ms). Its values
-    are its own (same seed, same numbers), not bit-equal to an optimised build's."""
-    return jax.jit(init, compiler_options={"xla_backend_optimization_level": 0})
+    are its own (same seed, same numbers), not bit-equal to an optimised build's.
+    Refuses (out of memory, exit 1) parameters larger than any device holds before compiling."""
+    program = jax.jit(init, compiler_options={"xla_backend_optimization_level": 0})
+
+    def run(key):
+        refuse_impossible_sizes(jax.eval_shape(init, key))
+        return program(key)
+
+    return run
+
+
+def refuse_impossible_sizes(tree) -> None:
+    """RunFailure (out of memory, exit 1) if an array of tree (arrays or their abstract
+    shapes) is larger than MAX_ARRAY_BYTES: call it with shapes before building arrays."""
+    largest = max((math.prod(a.shape) * a.dtype.itemsize for a in jax.tree.leaves(tree)), default=0)
+    if largest > MAX_ARRAY_BYTES:
+        from dlx.errors import RunFailure
+
+        raise RunFailure(f"out of memory ({largest / 2 ** 30:.1f} GiB requested); "
+                         "try smaller sizes (--batch-size, --hidden, --width, --seq-len, --seeds)")
 
 
 def seeded(trainer: Trainer, seeds: int | None):

@@ -110,6 +110,25 @@ def test_sizes_beyond_memory_are_a_clear_runtime_error(in_tmp):
     # The same failure reported by XLA as INTERNAL (a 1e6-wide net's weights at init).
     r = dlx("grad-probe", "--width", "1000000", "--out", "wide")
     assert r.code == 1 and re.search(r"error: out of memory \(\d+\.\d GiB requested\)", r.stderr), r.stderr
+    # Past 2^64 bytes XLA aborts the whole process (exit 134, a C++ message); dlx turns
+    # such sizes away from their shapes, before compiling anything.
+    huge = "2147483647"
+    for args in (("grad-probe", "--arch", "mlp", "--width", huge), ("grad-probe", "--arch", "rnn", "--width", huge),
+                 ("compare-rnn", "--batch-size", huge, "--seq-len", huge, "--steps", "1")):
+        r = dlx(*args, "--out", f"huge-{args[0]}-{args[2]}")
+        assert r.code == 1 and re.search(r"error: out of memory \(\d+\.\d GiB requested\)", r.stderr), r.stderr
+
+
+def test_copy_task_lengths_must_fit_int32_with_its_20_extra_steps(in_tmp):
+    from dlx.config import COPY_EXTRA_STEPS
+    from dlx.tasks.sequence import make_task
+
+    assert make_task("copy", seq_len=5).length == 5 + COPY_EXTRA_STEPS
+    for args in (("train-lstm", "--task", "copy", "--seq-len", "2147483640"),
+                 ("compare-rnn", "--task", "copy", "--seq-len", "20,2147483628")):
+        r = dlx(*args, "--steps", "1", "--out", "run")
+        assert r.code == 2 and "T must be at most 2147483627" in r.stderr, r.stderr
+        assert not os.path.exists("run")
 
 
 def test_out_of_memory_line_reads_each_backends_wording():

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dlx.config import Common, choice, command, given, int_list, nonneg_float, positive_int, str_list
+from dlx.config import Common, choice, command, copy_seq_len, given, int_list, nonneg_float, positive_int, str_list
 from dlx.errors import UsageError
 
 # The names of dlx.tasks.sequence.TASKS, repeated here so that argument errors and --help
@@ -69,6 +69,8 @@ def compare_rnn(
         raise UsageError(f"--seq-len: MNIST-1D signals have 40 steps; got {seq_len!r} (leave --seq-len out)")
     if task in ("adding", "copy") and lens[0] < 2:
         raise UsageError(f"--seq-len must be at least 2 for --task {task}, got {lens[0]}")
+    if task == "copy":
+        copy_seq_len("--seq-len", lens[-1])
     positive_int("--hidden", hidden)
     positive_int("--layers", layers)
     positive_int("--seeds", seeds)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dlx.config import Common, choice, command, given, nonneg_float, nonneg_int, positive_int
+from dlx.config import Common, choice, command, copy_seq_len, given, nonneg_float, nonneg_int, positive_int
 from dlx.errors import UsageError
 
 TASKS = ("text", "adding", "copy", "mnist1d")   # as dlx.tasks.sequence.TASKS (no JAX here)
@@ -105,6 +105,8 @@ def train_lstm(
         raise UsageError(f"mnist1d signals have 40 steps; --seq-len {seq_len} does not apply")
     if task == "adding" and seq_len < 2:
         raise UsageError(f"--seq-len must be at least 2 for the adding task (one marker per half), got {seq_len}")
+    if task == "copy":
+        copy_seq_len("--seq-len", seq_len)
     if not math.isfinite(forget_bias):
         raise UsageError(f"--forget-bias must be a finite number, got {forget_bias}")
     if cell != "lstm" and _given("forget_bias"):

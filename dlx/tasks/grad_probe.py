@@ -47,7 +47,7 @@ from dlx.metrics.grads import (
 )
 from dlx.models.mlp import DeepMLP, activation_id
 from dlx.tasks.classify import split_init
-from dlx.train import Trainer, epoch_batch, fit, init_program, per_member, shard_batch
+from dlx.train import Trainer, epoch_batch, fit, init_program, per_member, refuse_impossible_sizes, shard_batch
 
 RNN_INPUTS = 8
 SPARK = "▁▂▃▄▅▆▇█"
@@ -316,6 +316,10 @@ def _before(logged: list[dict], new: list[dict]) -> list[dict]:
 
 def _run_rnn(cfg, run):
     combos = cfg.combinations()
+    # The cells and inputs are built eagerly below: their sizes are checked from shapes
+    # first (the largest weight is an LSTM's (H, 4H) recurrent one).
+    refuse_impossible_sizes([jax.ShapeDtypeStruct((cfg.batch_size, cfg.seq_len, RNN_INPUTS), jnp.float32),
+                             jax.ShapeDtypeStruct((cfg.width, 4 * cfg.width), jnp.float32)])
     key = jax.random.PRNGKey(cfg.seed)
     xs = jax.random.normal(key, (cfg.batch_size, cfg.seq_len, RNN_INPUTS))  # (B, T, X)
     readout = jax.random.normal(jax.random.fold_in(key, 1), (cfg.batch_size, cfg.width))  # (B, H)

@@ -35,7 +35,7 @@ from flax import nnx
 
 from dlx.errors import UsageError
 from dlx.models.cells import RecurrentNet
-from dlx.train import Trainer, epoch_batch
+from dlx.train import Trainer, epoch_batch, refuse_impossible_sizes
 
 TASKS = ("text", "adding", "copy", "mnist1d")
 CELL_KINDS = ("lstm", "gru", "rnn")
@@ -362,6 +362,9 @@ def recurrent_trainer(task: SeqTask, *, cell: str, hidden: int, layers: int = 1,
     """
     if cell not in CELL_KINDS:
         raise UsageError(f"--cell must be one of {', '.join(CELL_KINDS)}; got {cell!r}")
+    # A step's largest activation, the LSTM's (B, T, 4H) gates, checked from its shape
+    # before anything of that size is traced (XLA aborts on sizes past 2^64 bytes).
+    refuse_impossible_sizes(jax.ShapeDtypeStruct((batch_size, task.length, 4 * max(hidden, task.in_features)), jnp.float32))
     make = make_model(task, cell=cell, hidden=hidden, layers=layers, embed=embed, forget_bias=forget_bias,
                       rnn_activation=rnn_activation)
     graphdef, _ = nnx.split(nnx.eval_shape(lambda: make(nnx.Rngs(0))))
