@@ -58,7 +58,44 @@ def _merge_resume(cfg, explicit: set[str]):
                              "a resumed run keeps its settings (only --steps may grow)")
         merged[name] = val
     merged["out"] = cfg.resume
-    return type(cfg)(**merged), saved.get("run")
+    merged = type(cfg)(**merged)
+    summary, trained, saved_steps = _progress(cfg.resume)
+    if summary is not None and getattr(merged, "steps", 0) <= (old.get("steps") or 0):
+        raise _Complete(summary)
+    if summary is None and trained and not saved_steps:
+        raise UsageError(f"--resume {cfg.resume}: the run has trained (metrics.jsonl holds its steps) but has no "
+                         f"checkpoint left to continue from; start it anew with --out {cfg.resume} --force")
+    return merged, saved.get("run")
+
+
+class _Complete(Exception):
+    """--resume of a run whose summary is written, with nothing more to train."""
+
+    def __init__(self, summary: dict):
+        super().__init__("complete")
+        self.summary = summary
+
+
+def _progress(path: str) -> tuple[dict | None, bool, bool]:
+    """(its summary record if the run is complete, whether it logged training steps,
+    whether any checkpoint is saved) of the run directory at path."""
+    import json
+
+    summary = None
+    try:
+        with open(os.path.join(path, "summary.json"), encoding="utf-8") as f:
+            summary = json.load(f)
+        summary = summary if isinstance(summary, dict) else None
+    except (OSError, ValueError):
+        pass
+    try:
+        with open(os.path.join(path, "metrics.jsonl"), encoding="utf-8") as f:
+            trained = any('"event":"train"' in line for line in f)
+    except OSError:
+        trained = False
+    ck = os.path.join(path, "checkpoints")
+    saved = any(d.isdigit() for _, dirs, _ in os.walk(ck) for d in dirs)
+    return summary, trained, saved
 
 
 class Run:
@@ -190,7 +227,18 @@ def _execute(cfg, task_name: str, explicit) -> None:
     try:
         run_id = None
         if getattr(cfg, "resume", None):
-            cfg, run_id = _merge_resume(cfg, explicit)
+            try:
+                cfg, run_id = _merge_resume(cfg, explicit)
+            except _Complete as done:
+                # Nothing to train: the run stays as it is; its summary is the answer.
+                out.run_id = done.summary.get("run")
+                steps = done.summary.get("steps")
+                out.info(f"dlx {cfg.command} run {cfg.resume} is complete" + (f" ({steps} steps)" if steps else "")
+                         + "; nothing to do (a larger --steps trains it on)")
+                if out.json_mode:
+                    out.emit("summary", {k: v for k, v in done.summary.items()
+                                         if k not in ("schema", "event", "run", "command")}, to_file=False)
+                return _exit(None, out, 0)
         from dlx import runtime
 
         runtime.setup_jax(getattr(cfg, "devices", 1))

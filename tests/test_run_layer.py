@@ -103,6 +103,30 @@ def test_force_never_deletes_a_directory_that_holds_no_run(in_tmp):
         assert sorted(os.walk("mine")) == before and open("mine/notes.txt").read() == "precious"
 
 
+def test_resuming_a_complete_run_changes_nothing_and_answers_with_its_summary(in_tmp):
+    assert dlx("cnn-demo", *FAST, "--out", "done").code == 0
+    files = {n: open(os.path.join("done", n), "rb").read() for n in ("metrics.jsonl", "summary.json", "config.json")}
+    r = dlx("cnn-demo", "--resume", "done", "--json")
+    assert r.code == 0 and "nothing to do" in r.stderr, r.stderr
+    assert [x["event"] for x in r.records] == ["summary"]
+    assert r.summary == json.load(open("done/summary.json"))
+    assert {n: open(os.path.join("done", n), "rb").read() for n in files} == files
+
+
+def test_resume_refuses_a_run_whose_checkpoints_are_gone(in_tmp):
+    # Without its checkpoints the run would silently train again from step 0 and log a
+    # second history into the same metrics.jsonl.
+    half = [a if a != "30" else "20" for a in FAST]
+    assert dlx("cnn-demo", *half, "--out", "part").code == 0
+    os.remove("part/summary.json")   # as if interrupted after its last log
+    import shutil
+    shutil.rmtree("part/checkpoints")
+    before = open("part/metrics.jsonl").read()
+    r = dlx("cnn-demo", "--resume", "part", "--steps", "30")
+    assert r.code == 2 and "no checkpoint left" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert open("part/metrics.jsonl").read() == before
+
+
 def test_resume_extends_a_run_to_the_uninterrupted_result(in_tmp):
     full = dlx("cnn-demo", *FAST, "--json", "--out", "full")
     half = dlx("cnn-demo", *[a if a != "30" else "20" for a in FAST], "--json", "--out", "part")
