@@ -229,6 +229,33 @@ COMMON_NAMES = [f.name for f in dataclasses.fields(Common) if f.name != "command
 REGISTRY: dict[str, tuple[Callable, str]] = {}
 
 
+# Options a resumed run takes from this invocation, never from the saved run.
+_INVOCATION = {"json", "quiet", "out", "resume", "force", "devices", "coordinator", "num_processes", "process_id"}
+
+
+def _saved_defaults(kwargs: dict, explicit: set[str], params, path: str) -> None:
+    """--resume DIR: the options left out take the saved run's values before the command
+    validates them, so that one typed anew is checked against the run it joins (train-gan
+    --resume <a ring8 run> --pack 4 was refused as if the run were the digits default).
+    Only same-named options of the same type; the session's merge decides the rest."""
+    from dlx.rundir import is_run, read_config
+
+    if not is_run(path):
+        return  # the session reports the missing or foreign directory
+    try:
+        old = read_config(path)["config"]
+    except UsageError:
+        return
+    for p in params:
+        if p.name in explicit or p.name in _INVOCATION or p.name not in old or p.name not in kwargs:
+            continue
+        saved, default = old[p.name], p.default
+        same = (type(saved) is type(default) or (isinstance(default, float) and type(saved) is int)
+                or (default is None and isinstance(saved, (str, int, float))))
+        if same:
+            kwargs[p.name] = saved
+
+
 def command(name: str, *, task: str, defaults: dict, help: str, common: bool = True,
             aliases: dict[str, str] | None = None):
     """Register a subcommand.
@@ -255,6 +282,8 @@ def command(name: str, *, task: str, defaults: dict, help: str, common: bool = T
             values = dict(kwargs)
             explicit = {p.name for p in own + extra if given(p.name, outside=values[p.name] != p.default)}
             explicit |= {aliases[a] for a in explicit & set(aliases)}
+            if values.get("resume"):
+                _saved_defaults(kwargs, explicit, own + extra, values["resume"])
             if common:
                 c = {k: kwargs.pop(k) for k in COMMON_NAMES}
                 cfg = fn(common=Common(command=name, **c), **kwargs)

@@ -54,7 +54,7 @@ def _merge_resume(cfg, explicit: set[str]):
         val = tuple(old[name]) if isinstance(cur, tuple) and isinstance(old[name], list) else old[name]
         if name in explicit and val != cur:
             flag = "--" + name.replace("_", "-")
-            raise UsageError(f"--resume {cfg.resume}: {flag} {cur} differs from the saved run's {val}; "
+            raise UsageError(f"--resume {cfg.resume}: {flag} {_shown(cur)} differs from the saved run's {_shown(val)}; "
                              "a resumed run keeps its settings (only --steps may grow)")
         merged[name] = val
     merged["out"] = cfg.resume
@@ -66,6 +66,17 @@ def _merge_resume(cfg, explicit: set[str]):
         raise UsageError(f"--resume {cfg.resume}: the run has trained (metrics.jsonl holds its steps) but has no "
                          f"checkpoint left to continue from; start it anew with --out {cfg.resume} --force")
     return merged, saved.get("run")
+
+
+def _shown(v) -> str:
+    """A setting as a message shows it: not Python's repr (None, True, '')."""
+    if v is None:
+        return "unset"
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if isinstance(v, (list, tuple)):
+        return ",".join(str(x) for x in v)
+    return '""' if v == "" else str(v)
 
 
 class _Complete(Exception):

@@ -170,6 +170,19 @@ def test_resume_rejects_changed_settings_and_non_runs(in_tmp):
     assert r.code == 2 and "not a dlx run directory" in r.stderr
 
 
+def test_options_typed_on_resume_are_checked_against_the_saved_run_not_the_defaults(in_tmp):
+    # A ring8 run (--pack 2 by default there): --pack 4 typed on resume differs from it.
+    # Checked against train-gan's default dataset (digits) it was refused as "--pack
+    # applies to the 2-D toys", which the run is.
+    assert dlx("train-gan", "--dataset", "ring8", "--width", "32", "--steps", "20", "--out", "toy").code == 0
+    r = dlx("train-gan", "--resume", "toy", "--pack", "4")
+    assert r.code == 2 and "--pack 4 differs from the saved run's 2" in r.stderr, r.stderr
+    # Settings shown as typed, not as Python's None / True / '' reprs.
+    r = dlx("cnn-demo", *FAST, "--out", "c")
+    r = dlx("cnn-demo", "--resume", "c", "--shapes-only")
+    assert r.code == 2 and "--shapes-only on differs from the saved run's off" in r.stderr, r.stderr
+
+
 def test_corrupt_checkpoint_is_a_clear_error(in_tmp):
     assert dlx("cnn-demo", *FAST, "--out", "run").code == 0
     ck = "run/checkpoints/cnn"
