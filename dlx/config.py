@@ -59,6 +59,9 @@ class Common:
             raise UsageError("--num-processes > 1 needs --coordinator HOST:PORT (process 0's address)")
         if self.resume is not None and self.force:
             raise UsageError("--resume and --force contradict each other: --resume continues a run, --force replaces it")
+        for flag, path in (("--out", self.out), ("--resume", self.resume)):
+            if path is not None and not path.strip():
+                raise UsageError(f"{flag} must name a directory, got an empty string")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

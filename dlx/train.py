@@ -220,9 +220,9 @@ def init_program(init):
     Refuses (out of memory, exit 1) parameters larger than any device holds before compiling."""
     program = jax.jit(init, compiler_options={"xla_backend_optimization_level": 0})
 
-    def run(key):
-        refuse_impossible_sizes(jax.eval_shape(init, key))
-        return program(key)
+    def run(*args):
+        refuse_impossible_sizes(jax.eval_shape(init, *args))
+        return program(*args)
 
     return run
 

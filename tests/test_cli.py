@@ -66,6 +66,17 @@ def test_version_and_module_entry_point():
     (["compare-rnn", "--seq-len", "25,025"], "--seq-len lists a value twice"),
     (["grad-probe", "--init-scale", "1,1.0"], "--init-scale lists a value twice"),
     (["no-such-command"], "No such command"),
+    # Options that would do nothing here are refused, not silently ignored.
+    (["train-gan", "--depth", "3"], "--depth sets the 2-D toys' MLPs"),
+    (["grad-probe", "--optimizer", "adam"], "--optimizer acts during training: add --train-steps N"),
+    (["grad-probe", "--lr", "0.5"], "--lr acts during training"),
+    (["grad-probe", "--eval-every", "7"], "--eval-every acts during training"),
+    (["cnn-demo", "--shapes-only", "--noise", "0.3"], "--noise does nothing with --shapes-only"),
+    (["cnn-demo", "--shapes-only", "--steps", "5"], "--steps does nothing with --shapes-only"),
+    (["cnn-demo", "--shapes-only", "--out", "x"], "--out does nothing with --shapes-only"),
+    (["cnn-demo", "--pool", "none", "--pool-size", "3"], "--pool-size applies to --pool max or avg"),
+    (["compare-rnn", "--match-params", "--cells", "gru"], "give two or more --cells"),
+    (["cnn-demo", "--out", ""], "--out must name a directory"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(in_tmp, args, needle):
     r = dlx(*args, "--json")

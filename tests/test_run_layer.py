@@ -179,8 +179,8 @@ def test_options_typed_on_resume_are_checked_against_the_saved_run_not_the_defau
     assert r.code == 2 and "--pack 4 differs from the saved run's 2" in r.stderr, r.stderr
     # Settings shown as typed, not as Python's None / True / '' reprs.
     r = dlx("cnn-demo", *FAST, "--out", "c")
-    r = dlx("cnn-demo", "--resume", "c", "--shapes-only")
-    assert r.code == 2 and "--shapes-only on differs from the saved run's off" in r.stderr, r.stderr
+    r = dlx("cnn-demo", "--resume", "c", "--mlp-baseline")
+    assert r.code == 2 and "--mlp-baseline on differs from the saved run's off" in r.stderr, r.stderr
 
 
 def test_corrupt_checkpoint_is_a_clear_error(in_tmp):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Optional
 
 import typer
 
-from dlx.config import Common, choice, command, int_list, nonneg_float, nonneg_int, positive_int
+from dlx.config import Common, choice, command, given, int_list, nonneg_float, nonneg_int, positive_int
 from dlx.errors import UsageError
+
+_given = partial(given, outside=False)  # a direct call (tests) types nothing
 
 DATASETS = ("digits", "mnist1d", "mnist", "fashion-mnist")
 
@@ -64,6 +67,16 @@ def cnn_demo(
     nonneg_int("--hidden", hidden)
     nonneg_float("--noise", noise)
     nonneg_int("--feature-maps", feature_maps)
+    if pool == "none" and _given("pool_size"):
+        raise UsageError("--pool-size applies to --pool max or avg; --pool none has no pooling layers")
+    if shapes_only:
+        # The table needs the data's shape and the layers; these act only on training or its
+        # run directory, and --shapes-only has neither.
+        for name in ("steps", "lr", "batch_size", "log_every", "eval_every", "noise", "mlp_baseline",
+                     "feature_maps", "out", "resume", "force", "devices", "seed"):
+            if _given(name):
+                flag = "--" + name.replace("_", "-")
+                raise UsageError(f"{flag} does nothing with --shapes-only (the layer table alone: no training, no run directory)")
     return CnnDemoConfig(**common.to_dict(), dataset=dataset, data=data, channels=chans, kernel=kernel,
                          stride=stride, padding=padding, pool=pool, pool_size=pool_size, hidden=hidden,
                          noise=noise, shapes_only=shapes_only, mlp_baseline=mlp_baseline,

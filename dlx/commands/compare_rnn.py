@@ -74,6 +74,8 @@ def compare_rnn(
     positive_int("--hidden", hidden)
     positive_int("--layers", layers)
     positive_int("--seeds", seeds)
+    if match_params and len(cell_list) < 2:
+        raise UsageError(f"--match-params sizes each cell to one parameter budget: give two or more --cells, got {cells!r}")
     choice("--rnn-activation", rnn_activation, ("tanh", "relu"))
     if "rnn" not in cell_list and given("rnn_activation"):
         raise UsageError("--rnn-activation applies to the plain RNN: add rnn to --cells")

@@ -108,6 +108,11 @@ def grad_probe(
         raise UsageError("--steps / --train-steps apply to --arch mlp only (the RNN probe measures the initial cell)")
     if clip > 0 and steps == 0 and not common.resume:  # resumed: the saved run's steps count
         raise UsageError("--clip acts during training: add --train-steps N")
+    if arch == "mlp" and steps == 0 and not common.resume:
+        for name in ("optimizer", "lr", "log_every", "eval_every"):
+            if _given(name):
+                flag = "--" + name.replace("_", "-")
+                raise UsageError(f"{flag} acts during training: add --train-steps N (without it the probe measures the initial net)")
     lr = common.lr if _given("lr") else DEFAULT_LR[optimizer]
     common_fields = {**common.to_dict(), "steps": steps, "lr": lr}
     return GradProbeConfig(**common_fields, arch=arch, depth=depths, width=width, activation=activations,

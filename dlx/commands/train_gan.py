@@ -122,6 +122,8 @@ def train_gan(
     nonneg_float("--r1", r1)
     unit_float("--ema", ema, open_high=True)
     if dataset in IMAGES:
+        if _given("depth"):
+            raise UsageError("--depth sets the 2-D toys' MLPs (ring8, grid25); the DCGAN's layers are fixed")
         if pack != 1:
             raise UsageError("--pack applies to the 2-D toys (ring8, grid25); the DCGAN discriminator judges one image at a time")
     else:
