@@ -13,6 +13,8 @@ its first save, after its first results are on screen.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 
 import jax
@@ -22,6 +24,20 @@ from dlx.errors import RunFailure, UsageError
 
 def _leaves_dict(tree) -> dict:
     return {f"{i:05d}": leaf for i, leaf in enumerate(jax.tree.leaves(tree))}
+
+
+@contextlib.contextmanager
+def _quiet_orbax():
+    """Orbax logs what it skips (a damaged step's metadata) as absl ERROR lines on stderr,
+    which is for people and dlx's own messages: dlx reports what matters (a corrupt
+    checkpoint it cannot restore) itself, and falls back to an intact one quietly."""
+    log = logging.getLogger("absl")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 class Checkpointer:
@@ -44,7 +60,8 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         if self._mngr is None and not os.path.isdir(self.directory):
             return None  # nothing was ever saved here
-        return self._manager().latest_step()
+        with _quiet_orbax():
+            return self._manager().latest_step()
 
     def save(self, step: int, state, meta: dict) -> None:
         import orbax.checkpoint as ocp
@@ -70,7 +87,8 @@ class Checkpointer:
         target = _leaves_dict(abstract_state)
         try:
             args = ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore())
-            got = self._manager().restore(step, args=args)
+            with _quiet_orbax():
+                got = self._manager().restore(step, args=args)
             leaves = [got["state"][k] for k in sorted(target)]
             for have, want in zip(leaves, jax.tree.leaves(abstract_state)):
                 if have.shape != want.shape or have.dtype != want.dtype:

@@ -41,7 +41,12 @@ SPEED_TOLERANCE = 0.05
 NAMES = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
 
 
+def _seeds_in_step(seeds: int) -> str:
+    return "one seed" if seeds == 1 else f"all {seeds} seeds in one step"
+
+
 # ---- parameter counts and --match-params -------------------------------------------------
+
 
 def gates(cell: str) -> int:
     return CELL_CLASSES[cell].num_gates
@@ -151,7 +156,7 @@ def verdicts(task, cfg, widths, by_len) -> list[dict]:
         else:
             ratio = sum(g) / sum(l)
             sup = True if ratio < 1 - SPEED_TOLERANCE else False if ratio > 1 + SPEED_TOLERANCE else None
-            ev = (f"ms per step (all {cfg.seeds} seeds in one step) " +
+            ev = (f"ms per step ({_seeds_in_step(cfg.seeds)}) " +
                   ", ".join(f"T={t}: GRU {_ms(a)} vs LSTM {_ms(b)}" for t, a, b in zip(by_len, g, l)) +
                   f"; GRU/LSTM = {ratio:.2f}" + ("" if sup is not None else
                                                  f" (within ±{SPEED_TOLERANCE:.0%}: timing noise)"))
@@ -169,7 +174,7 @@ def verdicts(task, cfg, widths, by_len) -> list[dict]:
         else:
             out.append({"claim": claim, "supported": g < l,
                         "evidence": f"peak memory of the compiled training step at T={T} (XLA memory analysis, "
-                                    f"all {cfg.seeds} seeds): GRU {g / 2**20:.2f} MiB vs LSTM {l / 2**20:.2f} MiB"})
+                                    f"{_seeds_in_step(cfg.seeds)}): GRU {g / 2**20:.2f} MiB vs LSTM {l / 2**20:.2f} MiB"})
     else:
         out.append(need(claim, ("gru", "lstm")))
 
