@@ -42,3 +42,11 @@ def test_script_quick(script: Path, tmp_path: Path):
     assert all(re.match(r"verdict: (supported|not supported|inconclusive): ", v) for v in verdicts), verdicts
     records = tmp_path / f"{script.stem}.jsonl"
     assert records.exists() and records.read_text().strip(), "no records written"
+    # A run a script lets fail (--may-fail) must fail for its experiment's reason, never
+    # because dlx refused the script's own command line: 06_padding once read such usage
+    # errors as "does not fit" and still exited 0.
+    import json
+    for line in records.read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("event") == "error" and rec.get("kind") == "usage":
+            assert re.search(r"does not fit|too short|needs at least", rec["message"]), rec["message"]

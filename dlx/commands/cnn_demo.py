@@ -70,13 +70,13 @@ def cnn_demo(
     if pool == "none" and _given("pool_size"):
         raise UsageError("--pool-size applies to --pool max or avg; --pool none has no pooling layers")
     if shapes_only:
-        # The table needs the data's shape and the layers; these act only on training or its
-        # run directory, and --shapes-only has neither.
+        # The table needs the data's shape and the layers; these act only on training (with
+        # --out the table's records are saved there, as a run's are).
         for name in ("steps", "lr", "batch_size", "log_every", "eval_every", "noise", "mlp_baseline",
-                     "feature_maps", "out", "resume", "force", "devices", "seed"):
+                     "feature_maps", "resume", "devices", "seed"):
             if _given(name):
                 flag = "--" + name.replace("_", "-")
-                raise UsageError(f"{flag} does nothing with --shapes-only (the layer table alone: no training, no run directory)")
+                raise UsageError(f"{flag} does nothing with --shapes-only (the layer table alone: no training)")
     return CnnDemoConfig(**common.to_dict(), dataset=dataset, data=data, channels=chans, kernel=kernel,
                          stride=stride, padding=padding, pool=pool, pool_size=pool_size, hidden=hidden,
                          noise=noise, shapes_only=shapes_only, mlp_baseline=mlp_baseline,

@@ -48,7 +48,7 @@ def run(cfg, run):
     n_params = param_count(nnx.state(shaped, nnx.Param))
 
     if cfg.shapes_only:
-        run.start(persist=False, **data.describe())
+        run.start(persist=cfg.out is not None, **data.describe())  # a directory only if asked for
         run.out.table(f"cnn-demo layers for {'x'.join(map(str, data.shape))} input "
                       "(formula: out = floor((n + p - k) / s) + 1; pools in ceil mode)",
                       ["layer", "output", "params", "FLOPs", "formula"], _shape_rows(layers))
