@@ -59,6 +59,17 @@ def test_without_json_stdout_is_empty(in_tmp):
     assert q.code == 0 and q.stdout == "" and q.stderr == ""
 
 
+def test_the_mlp_familys_records_show_its_members_mean_loss(in_tmp):
+    # The 7 MLP widths train as one program on the sum of their losses; their `train`
+    # records showed that sum (16.5 at step 1, 7 x ln 10) beside the CNN's mean.
+    args = [a for a in FAST if a != "--no-mlp-baseline"]
+    r = dlx("cnn-demo", *args, "--json", "--out", "fam")
+    assert r.code == 0, r.stderr[-800:]
+    mlp = [t for t in r.event("train") if t.get("model") == "mlp"]
+    assert mlp and all(abs(t["loss"] - math.log(10)) < 0.7 for t in mlp[:1]), mlp[:1]
+    assert all(t["loss"] < 3.0 for t in mlp)
+
+
 def test_a_step_dispatched_per_call_also_logs_step_1(in_tmp):
     """The first loss is on screen within seconds whatever --log-every is (a fresh
     10-class classifier starts near ln 10). Tiny scanned steps keep their one chunk size

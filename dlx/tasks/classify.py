@@ -35,12 +35,13 @@ def split_init(make_model: Callable[[nnx.Rngs], nnx.Module]):
     return graphdef, init
 
 
-def xent(logits, labels):
-    """Mean cross-entropy over the batch. logits (B, C), or (M, B, C) for a family of M
-    independent models trained in one program: their losses add, so each member's
-    gradient (and Adam update) is exactly what it would get alone."""
+def xent_per_member(logits, labels):
+    """Mean cross-entropy over the batch: a scalar for logits (B, C), one per member (M,)
+    for a family of M independent models trained in one program, logits (M, B, C). Their
+    sum is what a step differentiates: each member's gradient (and Adam update) is then
+    exactly what it would get alone."""
     labels = jnp.broadcast_to(labels, logits.shape[:-1])
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(-1).sum()
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(-1)
 
 
 def accuracy(logits, labels):
@@ -68,13 +69,15 @@ def classifier(make_model, x_train, y_train, *, lr: float, batch_size: int, clip
 
         def loss_fn(params):
             logits = nnx.merge(graphdef, params)(xb)
-            return xent(logits, yb), logits
+            per = xent_per_member(logits, yb)
+            return per.sum(), (per, logits)
 
-        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+        (_, (per, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
         updates, opt = tx.update(grads, state["opt"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         acc = accuracy(logits, yb).mean()
-        return {**state, "params": params, "opt": opt, "order": order}, {"loss": loss, "accuracy": acc}
+        # A family's records show its members' mean loss, as their mean accuracy.
+        return {**state, "params": params, "opt": opt, "order": order}, {"loss": per.mean(), "accuracy": acc}
 
     return Trainer(init=init, step=step, data=(x_train, y_train), evaluate=evaluate,
                    examples_per_step=batch_size), graphdef
