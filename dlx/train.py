@@ -345,7 +345,7 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
         for mtag, ev in each:
             out.emit("eval", {"step": at, **tag, **mtag, **ev})
             shown = {k: v for k, v in ev.items() if isinstance(v, (int, float))}
-            who = " ".join(str(v) for v in mtag.values())
+            who = " ".join(v if isinstance(v, str) else f"{k}={v}" for k, v in {**tag, **mtag}.items())
             out.info(f"[dim]step {at}{' ' + who if who else ''}[/] "
                      + "  ".join(f"{k} {_fmt(v)}" for k, v in list(shown.items())[:6]))
 

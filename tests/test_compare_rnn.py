@@ -137,7 +137,10 @@ def test_per_seed_values_have_one_entry_per_seed_and_differ(three):
         vals = s["cells"][cell]["per_seed"]
         assert len(vals) == 2 and vals[0] != vals[1] and vals == s["cells"][cell]["spread"]["values"]
     evals = [e for e in three[0].event("eval") if e["cell"] == "gru" and e["seq_len"] == 12]
-    assert evals and len(evals[-1]["mse"]) == 2
+    # As train-gan's --seeds records: the mean under the metric, the values beside it.
+    assert evals and len(evals[-1]["mse_per_seed"]) == 2
+    assert evals[-1]["mse"] == pytest.approx(sum(evals[-1]["mse_per_seed"]) / 2)
+    assert evals[-1]["mse_per_seed"] == s["cells"]["gru"]["per_seed"]
 
 
 def test_sweep_keeps_every_length_and_the_longest_on_top(sweep):

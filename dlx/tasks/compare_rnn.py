@@ -267,8 +267,7 @@ def run(cfg, run):
             t0 = time.perf_counter()
             res = fit(run, trainer, steps=cfg.steps, seed=cfg.seed, log_every=cfg.log_every,
                       eval_every=cfg.eval_every, seeds=cfg.seeds, description=f"{cell} T={T}")
-            values = res.eval[task.metric]
-            values = values if isinstance(values, list) else [values]
+            values = res.eval.get(f"{task.metric}_per_seed", [res.eval[task.metric]])
             by_len[T][cell] = _cell_result(task, values, res, counts[cell], widths[cell],
                                            time.perf_counter() - t0)
         _show_length(run, task, cfg, by_len[T])

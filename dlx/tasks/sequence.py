@@ -335,7 +335,8 @@ def _is_stacked(state) -> bool:
 
 def task_evaluator(task: SeqTask, graphdef) -> Callable[[dict], dict]:
     """evaluate(state) -> {name: float} on the task's held-out set; with a state stacked
-    over seeds (fit(..., seeds=N)) -> {name: [float per seed]}."""
+    over seeds (fit(..., seeds=N)) -> {name: mean over seeds, name_per_seed: [float per
+    seed]}, the form of train-gan's --seeds records."""
     one = lambda params, data: task.metrics(apply_fn(graphdef, params, task), data)  # noqa: E731
     single = jax.jit(one)
     stacked = jax.jit(jax.vmap(one, in_axes=(0, None)))
@@ -343,8 +344,8 @@ def task_evaluator(task: SeqTask, graphdef) -> Callable[[dict], dict]:
 
     def evaluate(state):
         if _is_stacked(state):
-            res = jax.device_get(stacked(state["params"], data))
-            return {k: [float(x) for x in np.asarray(v)] for k, v in res.items()}
+            res = {k: [float(x) for x in np.asarray(v)] for k, v in jax.device_get(stacked(state["params"], data)).items()}
+            return {**{k: float(np.mean(v)) for k, v in res.items()}, **{f"{k}_per_seed": v for k, v in res.items()}}
         res = jax.device_get(single(state["params"], data))
         return {k: float(v) for k, v in res.items()}
 
