@@ -347,7 +347,7 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
             shown = {k: v for k, v in ev.items() if isinstance(v, (int, float))}
             who = " ".join(v if isinstance(v, str) else f"{k}={v}" for k, v in {**tag, **mtag}.items())
             out.info(f"[dim]step {at}{' ' + who if who else ''}[/] "
-                     + "  ".join(f"{k} {_fmt(v)}" for k, v in list(shown.items())[:6]))
+                     + "  ".join(f"{k} {_fmt(v)}" for k, v in list(shown.items())[:8]))
 
     if use_scan is not True and steps > start:
         t = time.perf_counter()
