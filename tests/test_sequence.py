@@ -100,8 +100,9 @@ def test_trainer_learns_adding_and_evaluates_per_seed():
 
     stacked = jax.vmap(trainer.init)(jax.random.split(jax.random.PRNGKey(0), 3))
     res = trainer.evaluate(stacked)
-    assert isinstance(res["mse"], list) and len(res["mse"]) == 3
-    assert len(set(res["mse"])) == 3                          # three different inits
+    assert isinstance(res["mse_per_seed"], list) and len(res["mse_per_seed"]) == 3
+    assert len(set(res["mse_per_seed"])) == 3                 # three different inits
+    assert res["mse"] == pytest.approx(np.mean(res["mse_per_seed"]))
 
 
 @pytest.mark.parametrize("name, make_batch", [("adding", adding_batch), ("copy", copy_batch)])
