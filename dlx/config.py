@@ -57,6 +57,8 @@ class Common:
             raise UsageError(f"--process-id {self.process_id} must be below --num-processes {self.num_processes}")
         if self.num_processes > 1 and not self.coordinator:
             raise UsageError("--num-processes > 1 needs --coordinator HOST:PORT (process 0's address)")
+        if self.coordinator and self.num_processes == 1:
+            raise UsageError("--coordinator (or DLX_COORDINATOR) joins a multi-host run: give --num-processes N > 1 too")
         if self.resume is not None and self.force:
             raise UsageError("--resume and --force contradict each other: --resume continues a run, --force replaces it")
         for flag, path in (("--out", self.out), ("--resume", self.resume)):

@@ -60,7 +60,7 @@ def _cached(name: str, keys: tuple[str, ...], build) -> dict[str, np.ndarray]:
     try:
         with np.load(path) as f:
             return {k: f[k] for k in keys}
-    except (OSError, KeyError, ValueError):
+    except Exception:  # missing, or damaged from outside (a bad zip, a wrong array): rebuild
         pass
     arrays = build()
     try:

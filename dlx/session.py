@@ -140,6 +140,8 @@ class Run:
             self.out.console.quiet = True
         self.dir = RunDir(path, resume=self.resumed, force=self.cfg.force)
         self.started = True
+        if self.resumed:
+            self._keep_for_undo()
         self.out.attach(self.run_id, self.dir.file("metrics.jsonl"), append=self.resumed)
         record = {**base, "run_dir": path, "resumed": self.resumed, **extra}
         if not self.resumed:
@@ -150,6 +152,12 @@ class Run:
             saved = read_config(self.dir.path)
             if saved["config"] != self.cfg.to_dict():
                 self.dir.write_json("config.json", {**saved, "config": self.cfg.to_dict()})
+            # Continued, the run is complete again only with its new summary: an extension
+            # interrupted on the way must resume to its new --steps, not answer with the old.
+            try:
+                os.remove(self.dir.file("summary.json"))
+            except FileNotFoundError:
+                pass
         self.out.emit("config", record)
         self.out.info(f"[bold]dlx {self.cfg.command}[/] run {self.run_id} -> {path}"
                       + (" (resumed)" if self.resumed else ""))
@@ -183,6 +191,31 @@ class Run:
         shown = table if table is not None else {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
         self.out.kv_table(title or f"dlx {self.cfg.command}: results", shown)
         return rec
+
+    def _keep_for_undo(self) -> None:
+        """What a resumed start changes (config.json, summary.json, metrics.jsonl's length),
+        so that bad input found later (a corrupt checkpoint: exit 2) leaves the run as it was."""
+        self._undo = {}
+        for name in ("config.json", "summary.json"):
+            try:
+                with open(self.dir.file(name), "rb") as f:
+                    self._undo[name] = f.read()
+            except FileNotFoundError:
+                self._undo[name] = None
+        try:
+            self._undo_len = os.path.getsize(self.dir.file("metrics.jsonl"))
+        except OSError:
+            self._undo_len = None
+
+    def undo_resume(self) -> None:
+        from dlx.rundir import atomic_write
+
+        self.out.close()
+        for name, data in getattr(self, "_undo", {}).items():
+            if data is not None:
+                atomic_write(self.dir.file(name), data.decode("utf-8"))
+        if getattr(self, "_undo_len", None) is not None:
+            os.truncate(self.dir.file("metrics.jsonl"), self._undo_len)
 
     def close(self, *, discard: bool = False) -> None:
         self.out.close()
@@ -326,7 +359,10 @@ def _interrupted(cfg, run) -> str:
 
 def _exit(run, out, code: int) -> None:
     if run is not None:
-        # Bad input must leave nothing behind: drop a directory this run created.
+        # Bad input must leave nothing behind: drop a directory this run created, or put a
+        # resumed run's files back as they were.
+        if code == 2 and run.resumed and run.dir is not None:
+            run.undo_resume()
         run.close(discard=code == 2 and not run.resumed)
     else:
         out.close()

@@ -77,6 +77,7 @@ def test_version_and_module_entry_point():
     (["cnn-demo", "--pool", "none", "--pool-size", "3"], "--pool-size applies to --pool max or avg"),
     (["compare-rnn", "--match-params", "--cells", "gru"], "give two or more --cells"),
     (["cnn-demo", "--out", ""], "--out must name a directory"),
+    (["cnn-demo", "--coordinator", "127.0.0.1:1234"], "joins a multi-host run"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(in_tmp, args, needle):
     r = dlx(*args, "--json")

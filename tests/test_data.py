@@ -5,6 +5,7 @@ still paired with its label. No JAX: these tests are about the files."""
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 
 import numpy as np
@@ -82,3 +83,15 @@ def test_bad_npz_is_refused_before_training_with_a_message_naming_the_problem(tm
     with pytest.raises(UsageError, match=None) as e:
         image_file("mnist", str(path))
     assert message in str(e.value) and str(path) in str(e.value)
+
+
+def test_a_damaged_dataset_cache_is_rebuilt_not_an_internal_error(tmp_path, monkeypatch):
+    from dlx.data import digits
+
+    monkeypatch.setenv("DLX_CACHE_DIR", str(tmp_path))
+    good = digits()
+    for name in os.listdir(tmp_path):
+        if name.startswith("digits"):
+            (tmp_path / name).write_bytes(b"PK\x03\x04garbage")   # a zip header, then nothing
+    again = digits()
+    assert (again.y_train == good.y_train).all() and again.x_train.shape == good.x_train.shape

@@ -174,6 +174,42 @@ def test_same_seed_and_sigint_then_resume_equal_uninterrupted(in_tmp, cmd):
     assert strip_timing(resumed.summary) == strip_timing(full.summary)
 
 
+def test_an_interrupted_extension_of_a_complete_run_resumes_to_its_new_steps(in_tmp):
+    """A complete run extended with --resume --steps N and interrupted on the way is not
+    complete any more: resuming it again continues to N (it answered with the old summary)."""
+    args = _args("train-lstm", 300, log=5, ev=50)
+    full = dlx(*args, "--json", "--out", "full")
+    short = [a if a != "300" else "100" for a in args]
+    assert dlx(*short, "--out", "ext").code == 0
+    p = subprocess.Popen([sys.executable, "-m", "dlx", "train-lstm", "--resume", "ext", "--steps", "300", "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in p.stdout:
+        rec = json.loads(line)
+        if rec["event"] == "train" and rec["step"] >= 160:
+            p.send_signal(signal.SIGINT)
+            break
+    p.communicate(timeout=300)
+    assert p.returncode == 130
+    resumed = dlx("train-lstm", "--resume", "ext", "--json")
+    assert resumed.code == 0 and "nothing to do" not in resumed.stderr, resumed.stderr[-1500:]
+    assert resumed.summary["steps"] == 300
+    assert strip_timing(resumed.summary) == strip_timing(full.summary)
+
+
+def test_a_resume_refused_for_a_corrupt_checkpoint_leaves_the_run_as_it_was(in_tmp):
+    args = _args("grad-probe", 40, log=10, ev=20)
+    assert dlx(*args, "--out", "run").code == 0
+    for root, _, names in os.walk("run/checkpoints"):
+        for n in names:
+            if "state" in root:
+                with open(os.path.join(root, n), "wb") as f:
+                    f.write(os.urandom(64))
+    before = {n: open(f"run/{n}", "rb").read() for n in ("config.json", "summary.json", "metrics.jsonl")}
+    r = dlx("grad-probe", "--resume", "run", "--steps", "60")
+    assert r.code == 2 and "corrupt or incompatible" in r.stderr, r.stderr[-1500:]
+    assert {n: open(f"run/{n}", "rb").read() for n in before} == before
+
+
 # The output layer every command shares; one command whose steps are dispatched one call
 # each and one whose steps are scanned in chunks (the two ways records are produced).
 @pytest.mark.parametrize("cmd", ["cnn-demo", "train-gan"])
