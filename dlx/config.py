@@ -191,6 +191,11 @@ def given(name: str, *, outside: bool = True) -> bool:
     return src is not None and src != ParameterSource.DEFAULT
 
 
+def typed(name: str) -> bool:
+    """given(name), False for a direct call (tests): what a command validates as typed."""
+    return given(name, outside=False)
+
+
 # ---- the common options, declared once ------------------------------------------------
 
 def _common_parameters(defaults: dict) -> list[inspect.Parameter]:
@@ -243,14 +248,12 @@ def _saved_defaults(kwargs: dict, explicit: set[str], params, path: str) -> None
     validates them, so that one typed anew is checked against the run it joins (train-gan
     --resume <a ring8 run> --pack 4 was refused as if the run were the digits default).
     Only same-named options of the same type; the session's merge decides the rest."""
-    from dlx.rundir import is_run, read_config
+    from dlx.rundir import read_config
 
-    if not is_run(path):
-        return  # the session reports the missing or foreign directory
     try:
         old = read_config(path)["config"]
     except UsageError:
-        return
+        return  # the session reports the missing, foreign or unreadable directory
     for p in params:
         if p.name in explicit or p.name in _INVOCATION or p.name not in old or p.name not in kwargs:
             continue

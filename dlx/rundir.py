@@ -35,12 +35,10 @@ def holds_dlx_run(path: str) -> bool:
     """Whether path's config.json is one dlx wrote (a run id, a command, a config object),
     not merely a file of that name: --force deletes only what a run directory holds."""
     try:
-        with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
-            saved = json.load(f)
-    except (OSError, ValueError):
+        saved = read_config(path)
+    except UsageError:
         return False
-    return (isinstance(saved, dict) and isinstance(saved.get("run"), str)
-            and isinstance(saved.get("config"), dict) and isinstance(saved["config"].get("command"), str))
+    return isinstance(saved.get("run"), str) and isinstance(saved["config"].get("command"), str)
 
 
 def read_config(path: str) -> dict:

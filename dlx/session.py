@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import importlib
+import json
 import os
 import re
 import signal
@@ -90,8 +91,6 @@ class _Complete(Exception):
 def _progress(path: str) -> tuple[dict | None, bool, bool]:
     """(its summary record if the run is complete, whether it logged training steps,
     whether any checkpoint is saved) of the run directory at path."""
-    import json
-
     summary = None
     try:
         with open(os.path.join(path, "summary.json"), encoding="utf-8") as f:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Annotated, Optional
 
 import typer
 
-from dlx.config import Common, choice, command, given, int_list, nonneg_float, nonneg_int, positive_int
+from dlx.config import Common, choice, command, int_list, nonneg_float, nonneg_int, positive_int
+from dlx.config import typed as _given
 from dlx.errors import UsageError
-
-_given = partial(given, outside=False)  # a direct call (tests) types nothing
 
 DATASETS = ("digits", "mnist1d", "mnist", "fashion-mnist")
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from functools import partial
 from dataclasses import dataclass
 from typing import Annotated, Optional
 
 import typer
 
-from dlx.config import Common, choice, command, float_list, given, int_list, nonneg_float, positive_int, str_list
+from dlx.config import Common, choice, command, float_list, int_list, nonneg_float, positive_int, str_list
+from dlx.config import typed as _given
 from dlx.errors import UsageError
 
 # As dlx.models.mlp.ACTIVATION_NAMES / INITS and dlx.metrics.grads.probe_cell (no JAX here;
@@ -24,9 +24,6 @@ DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3}
 
 MLP_ONLY = ("depth", "activation", "init", "init_scale", "dataset", "data", "optimizer", "clip", "train_steps")
 RNN_ONLY = ("cell", "spectral_radius", "seq_len")
-
-
-_given = partial(given, outside=False)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -344,8 +344,10 @@ def task_evaluator(task: SeqTask, graphdef) -> Callable[[dict], dict]:
 
     def evaluate(state):
         if _is_stacked(state):
-            res = {k: [float(x) for x in np.asarray(v)] for k, v in jax.device_get(stacked(state["params"], data)).items()}
-            return {**{k: float(np.mean(v)) for k, v in res.items()}, **{f"{k}_per_seed": v for k, v in res.items()}}
+            res = jax.device_get(stacked(state["params"], data))
+            per_seed = {k: [float(x) for x in np.asarray(v)] for k, v in res.items()}
+            return {**{k: float(np.mean(v)) for k, v in per_seed.items()},
+                    **{f"{k}_per_seed": v for k, v in per_seed.items()}}
         res = jax.device_get(single(state["params"], data))
         return {k: float(v) for k, v in res.items()}
 
