@@ -27,6 +27,7 @@ def test_bench_reports_every_documented_field_and_times_vmapped_seeds(in_tmp):
     assert rnn["shape"] == {"batch": 4, "seq": 4, "hidden": 8, "embed": 4, "vocab": 65}
     assert abs(rnn["examples_per_s"] - 2 * 4 * 1e3 / rnn["ms_per_step"]) / rnn["examples_per_s"] < 0.01
     assert [e["workload"] for e in r.event("eval")] == ["rnn", "ring8"]
+    assert s["workloads"]["ring8"]["shape"]["g_fakes"] == "fresh"   # train-gan's default
     assert not (in_tmp / "runs").exists()  # bench writes no run directory
 
 
@@ -42,6 +43,20 @@ def test_shape_options_that_no_chosen_workload_reads_are_refused(in_tmp):
     # `bench cnn --seq 5` timed cnn and ignored --seq; other commands refuse such options.
     for args, needle in ((["cnn", "--seq", "5"], "--seq applies to lstm, gru, rnn only, not to cnn"),
                          (["ring8", "--hidden", "8"], "--hidden applies to lstm, gru, rnn only"),
-                         (["lstm", "--width", "8"], "--width applies to dcgan only")):
+                         (["lstm", "--width", "8"], "--width applies to dcgan only"),
+                         (["lstm", "cnn", "--g-fakes", "fresh"], "--g-fakes applies to dcgan, ring8 only"),
+                         (["dcgan", "--g-fakes", "both"], "--g-fakes must be one of fresh, reuse")):
         r = dlx("bench", *args, "--json")
         assert r.code == 2 and needle in r.stderr, (args, r.stderr)
+
+
+def test_dcgan_times_the_reference_step_unless_told_otherwise(in_tmp):
+    # torch_ref.py scores the D update's fakes again for the G update (one G forward); the
+    # bench's dcgan does the same by default, and times train-gan's default with --g-fakes fresh.
+    fast = ("bench", "dcgan", "--batch", "2", "--width", "4", "--steps", "1", "--warmup", "0", "--scan", "0", "--json")
+    ref, fresh = dlx(*fast), dlx(*fast, "--g-fakes", "fresh")
+    assert ref.code == 0 and fresh.code == 0, ref.stderr[-1500:]
+    assert ref.summary["workloads"]["dcgan"]["shape"] == {"batch": 2, "width": 4, "g_fakes": "reuse"}
+    assert fresh.summary["workloads"]["dcgan"]["shape"]["g_fakes"] == "fresh"
+    # One G forward fewer: XLA's cost analysis counts fewer FLOPs per step.
+    assert ref.summary["workloads"]["dcgan"]["gflops_per_step"] < fresh.summary["workloads"]["dcgan"]["gflops_per_step"]

@@ -94,6 +94,55 @@ def test_bench_trainer_is_the_benchmark_dcgan():
     assert set(m) == {"d_loss", "g_loss", "d_real", "d_fake", "grad_norm_d", "grad_norm_g"}
 
 
+def test_reused_fakes_update_g_as_pytorch_dcgan_does():
+    """--g-fakes reuse: the D update is the same as with fresh fakes, and G's update is Adam on
+    the gradient of -log D'(G(z)) with D' the updated discriminator and z the D update's noise
+    (computed here independently of the trainer); fresh draws other noise."""
+    import optax
+    from flax import nnx
+
+    from dlx.metrics import gan as metrics
+    from dlx.models.gan import MLPDiscriminator, MLPGenerator
+    from dlx.tasks.train_gan import TOY_SCALE, gan_trainer, toy_batch
+
+    B, L = 16, 2
+    def make(g_fakes):
+        return gan_trainer(lambda rngs: MLPGenerator(L, 8, 1, rngs=rngs), lambda rngs: MLPDiscriminator(2, 8, 1, 1, rngs=rngs),
+                           toy_batch(metrics.ring8(), TOY_SCALE["ring8"], B), None, latent_dim=L, batch_size=B,
+                           steps=10, lr_g=1e-2, lr_d=1e-2, lr_decay="none", g_fakes=g_fakes, scan=False)[0]
+    reuse, fresh = make("reuse"), make("fresh")
+    state = reuse.init(jax.random.PRNGKey(3))
+    i = jax.numpy.int32(0)
+    after_r, logs_r = reuse.step(state, i, None)
+    after_f, logs_f = fresh.step(state, i, None)
+    for a, b in zip(jax.tree.leaves(after_r["d"]), jax.tree.leaves(after_f["d"])):
+        np.testing.assert_array_equal(a, b)                 # the same D update
+    assert logs_r["d_loss"] == logs_f["d_loss"]
+
+    gdef = nnx.graphdef(nnx.eval_shape(lambda: MLPGenerator(L, 8, 1, rngs=nnx.Rngs(0))))
+    ddef = nnx.graphdef(nnx.eval_shape(lambda: MLPDiscriminator(2, 8, 1, 1, rngs=nnx.Rngs(0))))
+    _, kz = jax.random.split(jax.random.fold_in(jax.random.fold_in(state["key"], i), 0))
+    z = jax.random.normal(kz, (B, L))                       # the D update's noise
+    def g_loss(gp):
+        logits = nnx.merge(ddef, after_r["d"])(nnx.merge(gdef, gp)(z))
+        return jax.nn.softplus(-logits).mean()
+    gl, gg = jax.value_and_grad(g_loss)(state["g"])
+    upd, _ = optax.adam(1e-2, b1=0.5).update(gg, state["og"], state["g"])
+    expected = optax.apply_updates(state["g"], upd)
+    assert float(logs_r["g_loss"]) == pytest.approx(float(gl), rel=1e-6)
+    for a, b in zip(jax.tree.leaves(after_r["g"]), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert float(logs_f["g_loss"]) != pytest.approx(float(gl), rel=1e-3)   # fresh: other fakes
+
+
+def test_reused_fakes_from_the_command_line(in_tmp):
+    r = dlx(*TOY, "--width", "16", "--steps", "20", "--log-every", "10", "--eval-every", "20", "--g-fakes", "reuse",
+            "--d-steps", "2", "--out", "r")
+    assert r.code == 0, r.stderr
+    assert r.event("config")[0]["config"]["g_fakes"] == "reuse"
+    assert np.isfinite(r.summary["g_loss"]) and 0 <= r.summary["modes_covered"] <= 8
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--dataset", "cifar"], "--dataset must be one of"),
     (["--seeds", "0"], "--seeds must be a positive integer"),
@@ -105,6 +154,7 @@ def test_bench_trainer_is_the_benchmark_dcgan():
     (["--ema", "1"], "--ema must lie in"),
     (["--loss", "wasserstein"], "--loss must be one of"),
     (["--lr-decay", "cosine"], "--lr-decay must be one of"),
+    (["--g-fakes", "shared"], "--g-fakes must be one of fresh, reuse"),
     (["--pack", "2"], "--pack applies to the 2-D toys"),
     (["--dataset", "ring8", "--batch-size", "5"], "must be a multiple of --pack"),
     (["--dataset", "ring8", "--data", "x.npz"], "--data is for mnist"),

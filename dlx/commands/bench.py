@@ -15,7 +15,8 @@ SMALL = ("ring8", "adding")   # steps small enough that dispatch, not arithmetic
 # The shape options each applies to (--batch applies to all): a typed one that none of the
 # chosen workloads reads is refused, as other commands refuse options that do not apply.
 SHAPE_OPTIONS = {"seq": ("lstm", "gru", "rnn"), "hidden": ("lstm", "gru", "rnn"),
-                 "embed": ("lstm", "gru", "rnn"), "vocab": ("lstm", "gru", "rnn"), "width": ("dcgan",)}
+                 "embed": ("lstm", "gru", "rnn"), "vocab": ("lstm", "gru", "rnn"), "width": ("dcgan",),
+                 "g_fakes": ("dcgan", "ring8")}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,6 +29,7 @@ class BenchConfig:
     embed: int = 64
     vocab: int = 65
     width: int = 64
+    g_fakes: Optional[str] = None
     steps: int = 30
     warmup: int = 5
     scan: int = 10
@@ -54,6 +56,9 @@ def bench(
     embed: Annotated[int, typer.Option(help="Embedding width.")] = 64,
     vocab: Annotated[int, typer.Option(help="Vocabulary size.")] = 65,
     width: Annotated[int, typer.Option(help="Base channel count of the DCGAN.")] = 64,
+    g_fakes: Annotated[Optional[str], typer.Option(help="The GAN steps' generator update (train-gan --g-fakes): fresh | reuse "
+                                                        "(default: dcgan reuse, as the PyTorch reference step; ring8 fresh, as train-gan).",
+                                                   show_default=False)] = None,
     steps: Annotated[int, typer.Option(help="Timed steps.")] = 30,
     warmup: Annotated[int, typer.Option(help="Untimed steps first.")] = 5,
     scan: Annotated[int, typer.Option(help="Also time the loop's form: this many steps per compiled call (0: skip).")] = 10,
@@ -69,9 +74,11 @@ def bench(
         raise UsageError(f"WORKLOAD listed twice: {' '.join(names)}")
     for name, readers in SHAPE_OPTIONS.items():
         if given(name, outside=False) and not set(readers) & set(names):
-            raise UsageError(f"--{name} applies to {', '.join(readers)} only, not to {' '.join(names)}")
+            raise UsageError(f"--{name.replace('_', '-')} applies to {', '.join(readers)} only, not to {' '.join(names)}")
     if batch is not None:
         positive_int("--batch", batch)
+    if g_fakes is not None:
+        choice("--g-fakes", g_fakes, ("fresh", "reuse"))
     for n, v in (("--seq", seq), ("--hidden", hidden), ("--embed", embed), ("--vocab", vocab),
                  ("--width", width), ("--steps", steps)):
         positive_int(n, v)
@@ -80,5 +87,5 @@ def bench(
     nonneg_int("--seed", seed)
     positive_int("--seeds", seeds)
     return BenchConfig(workloads=names, batch=batch, seq=seq, hidden=hidden, embed=embed, vocab=vocab,
-                       width=width, steps=steps, warmup=warmup, scan=scan, seed=seed, seeds=seeds,
+                       width=width, g_fakes=g_fakes, steps=steps, warmup=warmup, scan=scan, seed=seed, seeds=seeds,
                        json=json, quiet=quiet)

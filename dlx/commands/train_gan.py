@@ -56,6 +56,7 @@ class TrainGanConfig(Common):
     lr_d: float = 1e-3
     beta1: float = 0.5
     d_steps: int = 1
+    g_fakes: str = "fresh"
     pack: int = 1
     r1: float = 0.0
     ema: float = 0.0
@@ -86,6 +87,9 @@ def train_gan(
     lr_d: Annotated[Optional[float], typer.Option(help="Discriminator learning rate (default: --lr).")] = None,
     beta1: Annotated[float, typer.Option(help="Adam beta1 of both optimizers (DCGAN: 0.5).")] = 0.5,
     d_steps: Annotated[int, typer.Option(help="Discriminator updates per generator update.")] = 1,
+    g_fakes: Annotated[str, typer.Option(help="The generator update's fakes: fresh (new noise, G run again: Goodfellow et al.'s "
+                                              "algorithm) | reuse (the last D update's fakes, scored by the updated D: "
+                                              "PyTorch's DCGAN example, one G forward per step).")] = "fresh",
     pack: Annotated[int, typer.Option(help="PacGAN packing: D judges K samples at once (toys; default 2, --plain 1).")] = 1,
     r1: Annotated[float, typer.Option(help="R1 penalty gamma/2 E||grad_x D(x)||^2 on real data (0: off).")] = 0.0,
     ema: Annotated[float, typer.Option(help="Evaluate an exponential moving average of G's weights with this decay, e.g. 0.999 (0: off).")] = 0.0,
@@ -98,6 +102,7 @@ def train_gan(
     choice("--dataset", dataset, DATASETS)
     choice("--loss", loss, ("nonsaturating", "minimax"))
     choice("--lr-decay", lr_decay, ("linear", "none"))
+    choice("--g-fakes", g_fakes, ("fresh", "reuse"))
     positive_int("--seeds", seeds)
     # Options left at their defaults take the dataset's (a resumed run's saved config wins anyway).
     d = DATASET_DEFAULTS[dataset]
@@ -133,4 +138,4 @@ def train_gan(
             raise UsageError(f"--batch-size {common.batch_size} must be a multiple of --pack {pack}")
     return TrainGanConfig(**common.to_dict(), dataset=dataset, data=data, loss=loss, latent_dim=latent_dim,
                           width=width, depth=depth, lr_g=lr_g, lr_d=lr_d, beta1=beta1, d_steps=d_steps,
-                          pack=pack, r1=r1, ema=ema, lr_decay=lr_decay, plain=plain, seeds=seeds)
+                          g_fakes=g_fakes, pack=pack, r1=r1, ema=ema, lr_decay=lr_decay, plain=plain, seeds=seeds)

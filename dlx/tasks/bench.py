@@ -17,7 +17,10 @@ from dlx import runtime
 from dlx.train import chunked, init_program, param_count, seeded
 
 DEFAULT_BATCH = {"lstm": 32, "gru": 32, "rnn": 32, "dcgan": 64, "cnn": 128, "ring8": 128, "adding": 32}
-
+# The GAN update's fakes (`train-gan --g-fakes`) unless --g-fakes is given: dcgan as the
+# reference step (torch_ref.py: one G forward, its fakes scored again after the D update),
+# ring8 as train-gan runs it by default.
+DEFAULT_G_FAKES = {"dcgan": "reuse", "ring8": "fresh"}
 
 
 def _recurrent(cell):
@@ -35,13 +38,16 @@ def _recurrent(cell):
 def _dcgan(cfg, batch):
     from dlx.tasks.train_gan import bench_trainer
 
-    return bench_trainer(batch=batch, width=cfg.width), {"batch": batch, "width": cfg.width}
+    g_fakes = cfg.g_fakes or DEFAULT_G_FAKES["dcgan"]
+    return bench_trainer(batch=batch, width=cfg.width, g_fakes=g_fakes), {"batch": batch, "width": cfg.width,
+                                                                           "g_fakes": g_fakes}
 
 
 def _ring8(cfg, batch):
     from dlx.tasks.train_gan import toy_bench_trainer
 
-    return toy_bench_trainer(batch=batch), {"batch": batch, "width": 128}
+    g_fakes = cfg.g_fakes or DEFAULT_G_FAKES["ring8"]
+    return toy_bench_trainer(batch=batch, g_fakes=g_fakes), {"batch": batch, "width": 128, "g_fakes": g_fakes}
 
 
 def _adding(cfg, batch):

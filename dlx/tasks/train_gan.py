@@ -3,7 +3,8 @@ a classifier judge for images, sample grids and scatter plots.
 
 One step = `d_steps` discriminator updates (real batch + fresh fakes, softplus form of
 -log D(x) - log(1 - D(G(z)))) then one generator update (non-saturating -log D(G(z)), or
-minimax log(1 - D(G(z)))), each with its own Adam. G and D are split once into graphdefs
+minimax log(1 - D(G(z)))) on new fakes, or with g_fakes="reuse" on the last D update's
+fakes through the same G forward, each network with its own Adam. G and D are split once into graphdefs
 and pure parameter pytrees, so `fit` can scan the toy steps and vmap every seed.
 """
 
@@ -43,7 +44,7 @@ PUBLISHED = {
 def gan_trainer(make_g, make_d, real_batch, data, *, latent_dim: int, batch_size: int, steps: int,
                 lr_g: float, lr_d: float, beta1: float = 0.5, loss: str = "nonsaturating",
                 d_steps: int = 1, r1: float = 0.0, ema: float = 0.0, lr_decay: str = "linear",
-                scan: bool | None = None):
+                g_fakes: str = "fresh", scan: bool | None = None):
     """(Trainer, sample) for a GAN. real_batch(key, index, data) -> (B, ...) real examples;
     sample(g_params, batch_stats, z) -> G(z) with batch norm in inference mode.
 
@@ -91,11 +92,13 @@ def gan_trainer(make_g, make_d, real_batch, data, *, latent_dim: int, batch_size
             total = total + 0.5 * r1 * (gx ** 2).reshape(B, -1).sum(-1).mean() * (B / lr.shape[0])
         return total, (lr, lf)
 
+    def g_loss_of(dp, fake):
+        lf = disc(dp, fake)
+        return jax.nn.softplus(-lf).mean() if loss == "nonsaturating" else -jax.nn.softplus(lf).mean()
+
     def g_loss(gp, gs, dp, z):
         fake, gs = gen(gp, gs, z)
-        lf = disc(dp, fake)
-        value = jax.nn.softplus(-lf).mean() if loss == "nonsaturating" else -jax.nn.softplus(lf).mean()
-        return value, gs
+        return g_loss_of(dp, fake), gs
 
     def step(state, i, data):
         k = jax.random.fold_in(state["key"], i)
@@ -103,12 +106,23 @@ def gan_trainer(make_g, make_d, real_batch, data, *, latent_dim: int, batch_size
         for j in range(d_steps):
             kx, kz = jax.random.split(jax.random.fold_in(k, j))
             x = real_batch(kx, i * d_steps + j, data, state["data_key"])
-            fake, gs = gen(state["g"], gs, jax.random.normal(kz, (B, L)))
+            z = jax.random.normal(kz, (B, L))
+            if g_fakes == "reuse" and j == d_steps - 1:
+                # Keep G's forward for the generator update: fake = G(z) and its VJP.
+                fake, g_vjp, gs = jax.vjp(lambda gp: gen(gp, gs, z), state["g"], has_aux=True)
+            else:
+                fake, gs = gen(state["g"], gs, z)
             (dl, (lr, lf)), gd = jax.value_and_grad(d_loss, has_aux=True)(dp, x, jax.lax.stop_gradient(fake))
             upd, od = opt_d.update(gd, od, dp)
             dp = optax.apply_updates(dp, upd)
-        z = jax.random.normal(jax.random.fold_in(k, d_steps), (B, L))
-        (gl, gs), gg = jax.value_and_grad(g_loss, has_aux=True)(state["g"], gs, dp, z)
+        if g_fakes == "reuse":
+            # The updated D scores the same fakes; the cotangent goes back through the kept
+            # forward (PyTorch's DCGAN example, torch_ref.py): one G forward per step.
+            gl, d_fake = jax.value_and_grad(g_loss_of, argnums=1)(dp, fake)
+            (gg,) = g_vjp(d_fake)
+        else:
+            z = jax.random.normal(jax.random.fold_in(k, d_steps), (B, L))
+            (gl, gs), gg = jax.value_and_grad(g_loss, has_aux=True)(state["g"], gs, dp, z)
         upd, og = opt_g.update(gg, state["og"], state["g"])
         gp = optax.apply_updates(state["g"], upd)
         new = {**state, "g": gp, "gs": gs, "d": dp, "og": og, "od": od}
@@ -141,21 +155,23 @@ def _models(cfg, shape):
             lambda rngs: Discriminator(shape, cfg.width, rngs=rngs))
 
 
-def bench_trainer(batch: int = 64, width: int = 64):
+def bench_trainer(batch: int = 64, width: int = 64, g_fakes: str = "reuse"):
     """The `dcgan` benchmark workload: this command's step on 28x28x1 random data. G z(64) ->
     dense 7x7x(2w) -> BN -> ReLU -> convT 4x4/2 w -> BN -> ReLU -> convT 4x4/2 1 -> tanh; D conv
     4x4/2 w -> LReLU 0.2 -> conv 4x4/2 2w -> LReLU -> dense 1; one D update (real + fake),
-    then one G update; Adam 2e-4, beta1 0.5."""
+    then one G update; Adam 2e-4, beta1 0.5. By default the G update reuses the D update's
+    fakes, as the reference step (torch_ref.py, PyTorch's DCGAN example) does; "fresh" is
+    train-gan's default, one more G forward."""
     shape = (28, 28, 1)
     x = np.random.default_rng(0).uniform(-1, 1, (batch * 4, *shape)).astype(np.float32)
     trainer, _ = gan_trainer(lambda rngs: Generator(shape, 64, width, rngs=rngs),
                              lambda rngs: Discriminator(shape, width, rngs=rngs),
                              image_batch(len(x), batch), x, latent_dim=64, batch_size=batch, steps=1000,
-                             lr_g=2e-4, lr_d=2e-4, beta1=0.5, lr_decay="none", scan=False)
+                             lr_g=2e-4, lr_d=2e-4, beta1=0.5, lr_decay="none", g_fakes=g_fakes, scan=False)
     return trainer
 
 
-def toy_bench_trainer(batch: int = 128, width: int = 128):
+def toy_bench_trainer(batch: int = 128, width: int = 128, g_fakes: str = "fresh"):
     """The `ring8` benchmark workload: this command's step for `--dataset ring8` with its
     defaults (MLPs of width 128, depth 2, latent 2, pack 2, batch 128): a step so small that
     per-call dispatch, not arithmetic, sets its speed."""
@@ -163,7 +179,7 @@ def toy_bench_trainer(batch: int = 128, width: int = 128):
     trainer, _ = gan_trainer(lambda rngs: MLPGenerator(2, width, 2, rngs=rngs),
                              lambda rngs: MLPDiscriminator(2, width, 2, 2, rngs=rngs),
                              toy_batch(mixture, TOY_SCALE["ring8"], batch), None, latent_dim=2,
-                             batch_size=batch, steps=4000, lr_g=1e-3, lr_d=1e-3, scan=True)
+                             batch_size=batch, steps=4000, lr_g=1e-3, lr_d=1e-3, g_fakes=g_fakes, scan=True)
     return trainer
 
 
@@ -187,7 +203,7 @@ def run(cfg, run):
     trainer, sample = gan_trainer(make_g, make_d, real_batch, train_data, latent_dim=cfg.latent_dim,
                                   batch_size=cfg.batch_size, steps=cfg.steps, lr_g=cfg.lr_g, lr_d=cfg.lr_d,
                                   beta1=cfg.beta1, loss=cfg.loss, d_steps=cfg.d_steps, r1=cfg.r1, ema=cfg.ema,
-                                  lr_decay=cfg.lr_decay, scan=toy)
+                                  lr_decay=cfg.lr_decay, g_fakes=cfg.g_fakes, scan=toy)
     params_g = param_count(nnx.state(nnx.eval_shape(lambda: make_g(nnx.Rngs(0))), nnx.Param))
     params_d = param_count(nnx.state(nnx.eval_shape(lambda: make_d(nnx.Rngs(0))), nnx.Param))
     run.start(**extra, params_g=params_g, params_d=params_d)
