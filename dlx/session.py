@@ -42,16 +42,21 @@ def _merge_resume(cfg, explicit: set[str]):
     if "steps" in explicit and isinstance(old.get("steps"), int) and cfg.steps < old["steps"]:
         raise UsageError(f"--resume {cfg.resume}: --steps {cfg.steps} is fewer than the saved run's "
                          f"{old['steps']}; a resumed run can only train on (leave --steps out to finish it)")
-    names = {f.name for f in dataclasses.fields(cfg)}
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
     merged = {}
-    for name in names:
+    for name, field in fields.items():
         cur = getattr(cfg, name)
         if name in ("json", "quiet", "out", "resume", "force") or (name in explicit and name in GROWABLE):
             merged[name] = cur
             continue
         if name not in old:
-            merged[name] = cur
-            continue
+            # The run predates this option, so it ran as the option's default does (an
+            # option is added with the default that keeps the earlier behaviour): a typed
+            # value that differs would change the run partway, e.g. train-gan --g-fakes.
+            if field.default is dataclasses.MISSING:
+                merged[name] = cur
+                continue
+            old = {**old, name: field.default}
         val = tuple(old[name]) if isinstance(cur, tuple) and isinstance(old[name], list) else old[name]
         if name in explicit and val != cur:
             flag = "--" + name.replace("_", "-")

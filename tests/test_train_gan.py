@@ -1,6 +1,7 @@
 """`dlx train-gan` through the CLI at tiny budgets: toys learn, seeds reproduce and spread,
 images are judged and drawn, bad input is one line with exit 2."""
 
+import json
 import os
 
 import jax
@@ -83,7 +84,7 @@ def test_digits_judged_and_drawn(in_tmp):
 
 
 def test_bench_trainer_is_the_benchmark_dcgan():
-    t = __import__("dlx.tasks.train_gan", fromlist=["bench_trainer"]).bench_trainer(batch=8, width=64)
+    t = __import__("dlx.tasks.train_gan", fromlist=["bench_trainer"]).bench_trainer(batch=8, width=64, g_fakes="reuse")
     state = jax.eval_shape(t.init, jax.random.PRNGKey(0))
     g, d = state["g"], state["d"]
     assert g["dense"]["kernel"].shape == (64, 7 * 7 * 128)
@@ -135,12 +136,70 @@ def test_reused_fakes_update_g_as_pytorch_dcgan_does():
     assert float(logs_f["g_loss"]) != pytest.approx(float(gl), rel=1e-3)   # fresh: other fakes
 
 
+def test_reused_fakes_run_g_once_through_batch_norm():
+    """The DCGAN's batch statistics: one G forward per step with --g-fakes reuse (on the D
+    update's noise), two with fresh fakes, as their running averages show."""
+    from flax import nnx
+
+    from dlx.models.gan import Generator
+    from dlx.tasks.train_gan import bench_trainer
+
+    B = 4
+    reuse, fresh = (bench_trainer(batch=B, width=4, g_fakes=g) for g in ("reuse", "fresh"))
+    state = reuse.init(jax.random.PRNGKey(0))
+    i = jax.numpy.int32(0)
+    after_r, _ = reuse.step(state, i, reuse.data)
+    after_f, _ = fresh.step(state, i, fresh.data)
+    gdef = nnx.graphdef(nnx.eval_shape(lambda: Generator((28, 28, 1), 64, 4, rngs=nnx.Rngs(0))))
+    k = jax.random.fold_in(state["key"], i)
+    z_d = jax.random.normal(jax.random.split(jax.random.fold_in(k, 0))[1], (B, 64))
+    z_g = jax.random.normal(jax.random.fold_in(k, 1), (B, 64))
+
+    def forward(gs, z):  # G in training mode: returns its updated running statistics
+        g = nnx.merge(gdef, state["g"], gs, copy=True)
+        g(z)
+        return nnx.state(g, nnx.BatchStat)
+
+    once = forward(state["gs"], z_d)
+    twice = forward(once, z_g)
+    for a, b in zip(jax.tree.leaves(after_r["gs"]), jax.tree.leaves(once)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    for a, b in zip(jax.tree.leaves(after_f["gs"]), jax.tree.leaves(twice)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(once), jax.tree.leaves(twice)))
+
+
 def test_reused_fakes_from_the_command_line(in_tmp):
     r = dlx(*TOY, "--width", "16", "--steps", "20", "--log-every", "10", "--eval-every", "20", "--g-fakes", "reuse",
             "--d-steps", "2", "--out", "r")
     assert r.code == 0, r.stderr
     assert r.event("config")[0]["config"]["g_fakes"] == "reuse"
     assert np.isfinite(r.summary["g_loss"]) and 0 <= r.summary["modes_covered"] <= 8
+    # Resumed to more steps, a reuse run matches one trained that long without a break
+    # (constant learning rate: linear decay stretches over the new total on resume).
+    args = (*TOY, "--width", "16", "--seeds", "2", "--g-fakes", "reuse", "--lr-decay", "none", "--log-every", "10",
+            "--eval-every", "20")
+    whole = dlx(*args, "--steps", "40", "--out", "whole")
+    part = dlx(*args, "--steps", "20", "--out", "part")
+    resume = ("train-gan", "--json", "--resume")
+    rest = dlx(*resume, "part", "--steps", "40")
+    assert whole.code == 0 and part.code == 0 and rest.code == 0, rest.stderr
+    assert strip_timing(rest.summary) | {"run": None} == strip_timing(whole.summary) | {"run": None}
+    # Changing the algorithm on resume is refused, also for a run saved before --g-fakes
+    # existed (its config has no g_fakes: it ran with fresh fakes).
+    bad = dlx(*resume, "part", "--steps", "60", "--g-fakes", "fresh")
+    assert bad.code == 2 and "--g-fakes fresh differs from the saved run's reuse" in bad.stderr
+    made = dlx(*TOY, "--width", "16", "--steps", "10", "--log-every", "10", "--eval-every", "10", "--out", "o")
+    assert made.code == 0, made.stderr
+    cfg_path = in_tmp / "o" / "config.json"
+    saved = json.loads(cfg_path.read_text())
+    del saved["config"]["g_fakes"]
+    cfg_path.write_text(json.dumps(saved))
+    old = dlx(*resume, "o", "--steps", "30", "--g-fakes", "reuse")
+    assert old.code == 2 and "--g-fakes reuse differs from the saved run's fresh" in old.stderr
+    on = dlx(*resume, "o", "--steps", "30")
+    assert on.code == 0, on.stderr
+    assert on.event("config")[0]["config"]["g_fakes"] == "fresh"
 
 
 @pytest.mark.parametrize("args, needle", [

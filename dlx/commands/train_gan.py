@@ -89,7 +89,7 @@ def train_gan(
     d_steps: Annotated[int, typer.Option(help="Discriminator updates per generator update.")] = 1,
     g_fakes: Annotated[str, typer.Option(help="The generator update's fakes: fresh (new noise, G run again: Goodfellow et al.'s "
                                               "algorithm) | reuse (the last D update's fakes, scored by the updated D: "
-                                              "PyTorch's DCGAN example, one G forward per step).")] = "fresh",
+                                              "PyTorch's DCGAN example, one G forward fewer per step).")] = "fresh",
     pack: Annotated[int, typer.Option(help="PacGAN packing: D judges K samples at once (toys; default 2, --plain 1).")] = 1,
     r1: Annotated[float, typer.Option(help="R1 penalty gamma/2 E||grad_x D(x)||^2 on real data (0: off).")] = 0.0,
     ema: Annotated[float, typer.Option(help="Evaluate an exponential moving average of G's weights with this decay, e.g. 0.999 (0: off).")] = 0.0,

@@ -155,13 +155,11 @@ def _models(cfg, shape):
             lambda rngs: Discriminator(shape, cfg.width, rngs=rngs))
 
 
-def bench_trainer(batch: int = 64, width: int = 64, g_fakes: str = "reuse"):
+def bench_trainer(batch: int = 64, width: int = 64, *, g_fakes: str):
     """The `dcgan` benchmark workload: this command's step on 28x28x1 random data. G z(64) ->
     dense 7x7x(2w) -> BN -> ReLU -> convT 4x4/2 w -> BN -> ReLU -> convT 4x4/2 1 -> tanh; D conv
     4x4/2 w -> LReLU 0.2 -> conv 4x4/2 2w -> LReLU -> dense 1; one D update (real + fake),
-    then one G update; Adam 2e-4, beta1 0.5. By default the G update reuses the D update's
-    fakes, as the reference step (torch_ref.py, PyTorch's DCGAN example) does; "fresh" is
-    train-gan's default, one more G forward."""
+    then one G update on new fakes ("fresh") or the D update's ("reuse"); Adam 2e-4, beta1 0.5."""
     shape = (28, 28, 1)
     x = np.random.default_rng(0).uniform(-1, 1, (batch * 4, *shape)).astype(np.float32)
     trainer, _ = gan_trainer(lambda rngs: Generator(shape, 64, width, rngs=rngs),
@@ -171,7 +169,7 @@ def bench_trainer(batch: int = 64, width: int = 64, g_fakes: str = "reuse"):
     return trainer
 
 
-def toy_bench_trainer(batch: int = 128, width: int = 128, g_fakes: str = "fresh"):
+def toy_bench_trainer(batch: int = 128, width: int = 128, *, g_fakes: str):
     """The `ring8` benchmark workload: this command's step for `--dataset ring8` with its
     defaults (MLPs of width 128, depth 2, latent 2, pack 2, batch 128): a step so small that
     per-call dispatch, not arithmetic, sets its speed."""
