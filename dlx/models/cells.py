@@ -256,7 +256,8 @@ _recur.defvjp(_recur_fwd, _recur_bwd)
 # long enough to fall asleep (see `_tanh`). Formed in the loop, with tanh(c_t) recomputed,
 # the step's elementwise work is one fusion that XLA splits over both threads: the whole
 # bench step measured 38.3 -> 35.6 ms at the reference shapes (batch 16, hidden 512: 29.1
-# -> 27.4), and the passes outside the loop are gone.
+# -> 27.4), and the passes outside the loop are gone. For small time steps the forward
+# forms P, Q and f as it goes instead, and stores them (`SMALL_STEP_GATES`).
 #
 # Both loops write their per-step output over the array they read it from (the forward t_t
 # over xproj_t, the backward dz_t over t_t), in place: a scan's stacked outputs would be
@@ -271,83 +272,119 @@ def _put(a, x, t):
     return jax.lax.dynamic_update_index_in_dim(a, x, t, 0)
 
 
+# Small time steps: with at most this many gate values per step (B * 4H), the forward also
+# writes the backward's coefficients (Q over xproj in place of t, P and f), so that a
+# backward step is the product and two small fusions instead of about ten operations. There
+# XLA:CPU's dispatch of each operation, not arithmetic, sets the step's time; with larger
+# steps the heavier forward costs more than the lighter backward saves. Whole bench step,
+# in-process alternation, 8 rounds: B * 4H = 8K (batch 8, hidden 256; batch 32, hidden 64)
+# 10.2 -> 9.2 and 5.7 -> 5.4 ms, 16K (batch 32, hidden 128; batch 16, hidden 256) 13.8 ->
+# 13.2 and faster in 8 of 8 rounds; 32K and up slower: the reference shapes 33.1 -> 34.1,
+# batch 16, hidden 512 26.2 -> 26.9, batch 64, hidden 128 27.4 -> 29.2.
+SMALL_STEP_GATES = 16384
+
+
+def _coefficients_in_forward(batch: int, hidden: int) -> bool:
+    return batch * 4 * hidden <= SMALL_STEP_GATES
+
+
 def _lstm_forward(unroll, W, xproj, carry0, delta, store):
-    """The forward loop: xproj (T,B,4H) -> final (c, h), hs (T,B,H), and with `store` the
-    loop's c_t (T,B,H) and t_t (T,B,4H)."""
+    """The forward loop: xproj (T,B,4H) -> final (c, h), hs (T,B,H), buf (T,B,4H), a, b.
+    store None: hs only. "gates": buf holds t_t and a the c_t (T,B,H). "coefficients": buf
+    holds Q_t, a the P_t and b the f_t (T,B,H)."""
     T = xproj.shape[0]
+    scale, _ = _lstm_affine(W.shape[0])
 
     def body(t, state):
-        c, h, buf, hs, cs = state
+        c, h, buf, hs, a, b = state
         tt = _lstm_tanh(_at(buf, t) + h @ W)
         i, f, n, o = _lstm_activate(tt)
-        c = f * c + i * n
-        h = o * _tanh(c)
+        c_new = f * c + i * n
+        tc = _tanh(c_new)
+        h = o * tc
         if delta is not None:
             h = h + _at(delta, t)
         hs = _put(hs, h, t)
-        if store:
-            buf, cs = _put(buf, tt, t), _put(cs, c, t)
-        return c, h, buf, hs, cs
+        if store == "gates":
+            buf, a = _put(buf, tt, t), _put(a, c_new, t)
+        elif store == "coefficients":
+            buf = _put(buf, scale * scale * (1.0 - tt * tt) * jnp.concatenate([n, c, i, tc], axis=-1), t)
+            a, b = _put(a, o * (1.0 - tc * tc), t), _put(b, f, t)
+        return c_new, h, buf, hs, a, b
 
     c0, h0 = carry0
     # Every step writes its row, so the buffers need no initial values: lax.empty is left
     # uninitialized on GPU and TPU (on CPU it is still zeros).
-    hs = jax.lax.empty((T,) + h0.shape, h0.dtype)
-    cs = jax.lax.empty((T,) + c0.shape, c0.dtype) if store else None
-    c, h, ts, hs, cs = jax.lax.fori_loop(0, T, body, (c0, h0, xproj, hs, cs), unroll=unroll)
-    return (c, h), hs, cs, ts
+    empty = lambda: jax.lax.empty((T,) + h0.shape, h0.dtype)  # noqa: E731
+    a = empty() if store else None
+    b = empty() if store == "coefficients" else None
+    c, h, buf, hs, a, b = jax.lax.fori_loop(0, T, body, (c0, h0, xproj, empty(), a, b), unroll=unroll)
+    return (c, h), hs, buf, a, b
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _lstm_recur(unroll, W, xproj, carry0, delta):
     """As `_recur` for the LSTM: (final (c, h), hs (T,B,H))."""
-    final, hs, _, _ = _lstm_forward(unroll, W, xproj, carry0, delta, store=False)
+    final, hs, _, _, _ = _lstm_forward(unroll, W, xproj, carry0, delta, store=None)
     return final, hs
 
 
 def _lstm_recur_fwd(unroll, W, xproj, carry0, delta):
-    final, hs, cs, ts = _lstm_forward(unroll, W, xproj, carry0, delta, store=True)
-    return (final, hs), (W, carry0, hs, cs, ts, delta)
+    batch, hidden = carry0[1].shape
+    store = "coefficients" if _coefficients_in_forward(batch, hidden) else "gates"
+    final, hs, buf, a, b = _lstm_forward(unroll, W, xproj, carry0, delta, store=store)
+    return (final, hs), (W, carry0, hs, buf, a, b, delta)
 
 
 def _lstm_recur_bwd(unroll, res, cts):
-    W, (c0, h0), hs, cs, ts, delta = res
+    W, (c0, h0), hs, buf, a, b, delta = res
     (dc_last, dh_last), d_hs = cts
     T, _, H = hs.shape
-    scale, _ = _lstm_affine(H)
-    f = _lstm_activate(ts)[1]
-    # f_{t+1}; after the last step 1, since dc_last is the cotangent of c_T itself. Read
-    # from this array, not from ts[t+1], which the loop has overwritten with dz_{t+1}.
-    # (Every read of buf[t] below feeds dz, the value written back over it: a read that
-    # feeds anything else made XLA copy the whole buffer on every step: 127 vs 36 ms.)
-    f_next = jnp.concatenate([f[1:], jnp.ones_like(f[:1])])
     WT = _transposed(W)
+    if b is None:        # buf holds t_t, a the c_t
+        scale, _ = _lstm_affine(H)
+        f = _lstm_activate(buf)[1]
+        # f_{t+1}; after the last step 1, since dc_last is the cotangent of c_T itself. Read
+        # from this array, not from buf[t+1], which the loop has overwritten with dz_{t+1}.
+        # (Every read of buf[t] below feeds dz, the value written back over it: a read that
+        # feeds anything else made XLA copy the whole buffer on every step: 127 vs 36 ms.)
+        f_next = jnp.concatenate([f[1:], jnp.ones_like(f[:1])])
+
+        def coefficients(buf, t):
+            tt = _at(buf, t)
+            i, _, n, o = _lstm_activate(tt)
+            tc = _tanh(_at(a, t))
+            # c_{t-1} read here rather than from a concatenation [c0, cs[:-1]] made before the
+            # loop: one (T,B,H) pass and buffer fewer (bench step 31.1 vs 32.0 ms, 39 vs 43 MiB
+            # of temporaries at the reference shapes, 10 alternated rounds).
+            c_prev = jnp.where(t > 0, _at(a, jnp.maximum(t - 1, 0)), c0)
+            # Q: each gate's derivative scale^2 (1 - t^2) times [N, c_{t-1}, i, tanh c], as ONE
+            # multiply after the concatenation (four products concatenated ran as four passes).
+            q = scale * scale * (1.0 - tt * tt) * jnp.concatenate([n, c_prev, i, tc], axis=-1)
+            return _at(f_next, t), o * (1.0 - tc * tc), q
+        f_first = f[0]
+    else:                # buf holds Q_t, a the P_t, b the f_t
+        def coefficients(buf, t):
+            f_next = jnp.where(t < T - 1, _at(b, jnp.minimum(t + 1, T - 1)), 1.0)
+            return f_next, _at(a, t), _at(buf, t)
+        f_first = b[0]
 
     def body(k, state):
         t = T - 1 - k
         dc_next, dh_next, buf, dhs = state                   # dc_{t+1}, dz_{t+1} @ W.T
-        tt = _at(buf, t)
-        i, _, n, o = _lstm_activate(tt)
-        tc = _tanh(_at(cs, t))
-        # c_{t-1} read here rather than from a concatenation [c0, cs[:-1]] made before the
-        # loop: one (T,B,H) pass and buffer fewer (bench step 31.1 vs 32.0 ms, 39 vs 43 MiB of
-        # temporaries at the reference shapes, 10 alternated rounds).
-        c_prev = jnp.where(t > 0, _at(cs, jnp.maximum(t - 1, 0)), c0)
+        f_next, p, q = coefficients(buf, t)                  # f_{t+1}, P_t, Q_t
         dh = _at(d_hs, t) + dh_next                          # d loss / d h_t
-        dc = dc_next * _at(f_next, t) + dh * (o * (1.0 - tc * tc))   # d loss / d c_t
-        # Q: each gate's derivative scale^2 (1 - t^2) times [N, c_{t-1}, i, tanh c], as ONE
-        # multiply after the concatenation (four products concatenated ran as four passes).
-        q = scale * scale * (1.0 - tt * tt) * jnp.concatenate([n, c_prev, i, tc], axis=-1)
+        dc = dc_next * f_next + dh * p                       # d loss / d c_t
         dz = jnp.concatenate([dc, dc, dc, dh], axis=-1) * q  # (B, 4H)
         if dhs is not None:
             dhs = _put(dhs, dh, t)
         return dc, dz @ WT, _put(buf, dz, t), dhs
 
     dhs = None if delta is None else jax.lax.empty(d_hs.shape, d_hs.dtype)
-    dc_first, dh0, dz, dhs = jax.lax.fori_loop(0, T, body, (dc_last, dh_last, ts, dhs), unroll=unroll)
+    dc_first, dh0, dz, dhs = jax.lax.fori_loop(0, T, body, (dc_last, dh_last, buf, dhs), unroll=unroll)
     h_prev = jnp.concatenate([h0[None], hs[:-1]])            # (T, B, H): h_{t-1} as carried
     d_W = _sum_outer(h_prev, dz)
-    return d_W, dz, (dc_first * f[0], dh0), dhs
+    return d_W, dz, (dc_first * f_first, dh0), dhs
 
 
 _lstm_recur.defvjp(_lstm_recur_fwd, _lstm_recur_bwd)
