@@ -12,8 +12,9 @@ grow with T) under a custom VJP whose backward pass emits the per-step gate cota
 forms dW as one (H, T*B) @ (T*B, G*H) product after the loop, instead of autodiff's
 per-step accumulation of a (H, G*H) cotangent in the loop carry. The RNN uses the generic
 loop (`_recur`, whose backward re-runs `pointwise` under `jax.vjp`); the LSTM and GRU have
-their own (`_lstm_recur`, `_gru_recur`), whose forward stores the gate activations so the
-backward applies the derivatives by hand. The LSTM's loops are a `lax.fori_loop` that writes
+their own (`_lstm_recur`, `_gru_recur`), whose forward stores the gate activations (the
+LSTM's, for small time steps, the backward's coefficients) so the backward applies the
+derivatives by hand. The LSTM's loops are a `lax.fori_loop` that writes
 each step's output over its input. Every tanh is `_tanh`, a rational function, for the sake
 of XLA:CPU's use of both cores inside the loops.
 
@@ -243,8 +244,9 @@ _recur.defvjp(_recur_fwd, _recur_bwd)
 # --- the LSTM's own time loop: its backward reuses the forward's gate activations ---
 #
 # The generic backward above recomputes each step's gates inside jax.vjp. Here the forward
-# stores t = tanh(z * scale) for all gates (see `_gate_affine`) and c_t, and the backward
-# applies the derivatives by hand; it is linear in (dh, dc) given those:
+# stores t = tanh(z * scale) for all gates (see `_gate_affine`) and c_t (small time steps:
+# the coefficients below instead), and the backward applies the derivatives by hand; it is
+# linear in (dh, dc) given those:
 #
 #   dh_t = d_hs[t] + dz_{t+1} @ W.T          dc_t = dc_{t+1} f_{t+1} + dh_t P_t
 #   dz_t = [dc_t, dc_t, dc_t, dh_t] * Q_t    (pre-activation cotangents of i, f, N, o)
@@ -259,8 +261,9 @@ _recur.defvjp(_recur_fwd, _recur_bwd)
 # -> 27.4), and the passes outside the loop are gone. For small time steps the forward
 # forms P, Q and f as it goes instead, and stores them (`SMALL_STEP_GATES`).
 #
-# Both loops write their per-step output over the array they read it from (the forward t_t
-# over xproj_t, the backward dz_t over t_t), in place: a scan's stacked outputs would be
+# Both loops write their per-step output over the array they read it from (the forward t_t,
+# or for small steps Q_t, over xproj_t; the backward dz_t over that), in place: a scan's
+# stacked outputs would be
 # fresh arrays that XLA:CPU fills with zeros first, 16 MB twice per step at the reference
 # shapes (3-4 ms of a ~90 ms step).
 
@@ -272,21 +275,37 @@ def _put(a, x, t):
     return jax.lax.dynamic_update_index_in_dim(a, x, t, 0)
 
 
-# Small time steps: with at most this many gate values per step (B * 4H), the forward also
-# writes the backward's coefficients (Q over xproj in place of t, P and f), so that a
-# backward step no longer recomputes tanh(c_t) or slices the gate block (7.5 XLA operations
-# per step instead of 12.5, at batch 32, hidden 128). There XLA:CPU's dispatch of each
-# operation, not arithmetic, sets the step's time; with larger
-# steps the heavier forward costs more than the lighter backward saves. Whole bench step,
+# Small time steps: with at most this many gate values per step (B * 4H), on CPU, the
+# forward also writes the backward's coefficients (Q over xproj in place of t, P and f).
+# The backward step then no longer recomputes tanh(c_t) or slices the gate block, and the
+# passes that formed f and f_{t+1} before its loop are gone; five operations per step move
+# from the backward loop to the forward (batch 32, hidden 128: 8.5 + 12.5 XLA operations
+# per step before, 13.5 + 7.5 after), off the backward's chain of dependent products. Where
+# a step's arithmetic is small that pays; with larger steps the heavier forward costs more
+# than the lighter backward saves. Whole bench step,
 # in-process alternation, 8 rounds: B * 4H = 8K (batch 8, hidden 256; batch 32, hidden 64)
 # 10.2 -> 9.2 and 5.7 -> 5.4 ms, 16K (batch 32, hidden 128; batch 16, hidden 256) 13.8 ->
 # 13.2 and faster in 8 of 8 rounds; 32K and up slower: the reference shapes 33.1 -> 34.1,
 # batch 16, hidden 512 26.2 -> 26.9, batch 64, hidden 128 27.4 -> 29.2.
+# The rule sees one model's batch as the loop has it: with `--seeds N` vmapped, each step
+# does N times that work (compare-rnn's 3 seeds at batch 32, hidden 64 measured faster this
+# way, 9.92 -> 9.48 ms; larger vmapped steps are unmeasured), and under `--devices N` it
+# sees the global batch. On GPU and TPU the loops keep the form measured there.
 SMALL_STEP_GATES = 16384
 
 
 def _coefficients_in_forward(batch: int, hidden: int) -> bool:
-    return batch * 4 * hidden <= SMALL_STEP_GATES
+    return batch * 4 * hidden <= SMALL_STEP_GATES and jax.default_backend() == "cpu"
+
+
+def _lstm_coefficients(tt, c_prev, tc):
+    """The backward's coefficients of one step from its activated gates t_t (B, 4H), c_{t-1}
+    and tanh(c_t): P = o (1 - tanh(c)^2) (B, H) and Q (B, 4H), each gate's derivative
+    scale^2 (1 - t^2) times [N, c_{t-1}, i, tanh c], as ONE multiply after the concatenation
+    (four products concatenated ran as four passes)."""
+    scale, _ = _lstm_affine(tt.shape[-1] // 4)
+    i, _, n, o = _lstm_activate(tt)
+    return o * (1.0 - tc * tc), scale * scale * (1.0 - tt * tt) * jnp.concatenate([n, c_prev, i, tc], axis=-1)
 
 
 def _lstm_forward(unroll, W, xproj, carry0, delta, store):
@@ -294,7 +313,6 @@ def _lstm_forward(unroll, W, xproj, carry0, delta, store):
     store None: hs only. "gates": buf holds t_t and a the c_t (T,B,H). "coefficients": buf
     holds Q_t, a the P_t and b the f_t (T,B,H)."""
     T = xproj.shape[0]
-    scale, _ = _lstm_affine(W.shape[0])
 
     def body(t, state):
         c, h, buf, hs, a, b = state
@@ -309,8 +327,8 @@ def _lstm_forward(unroll, W, xproj, carry0, delta, store):
         if store == "gates":
             buf, a = _put(buf, tt, t), _put(a, c_new, t)
         elif store == "coefficients":
-            buf = _put(buf, scale * scale * (1.0 - tt * tt) * jnp.concatenate([n, c, i, tc], axis=-1), t)
-            a, b = _put(a, o * (1.0 - tc * tc), t), _put(b, f, t)
+            p, q = _lstm_coefficients(tt, c, tc)
+            buf, a, b = _put(buf, q, t), _put(a, p, t), _put(b, f, t)
         return c_new, h, buf, hs, a, b
 
     c0, h0 = carry0
@@ -340,10 +358,9 @@ def _lstm_recur_fwd(unroll, W, xproj, carry0, delta):
 def _lstm_recur_bwd(unroll, res, cts):
     W, (c0, h0), hs, buf, a, b, delta = res
     (dc_last, dh_last), d_hs = cts
-    T, _, H = hs.shape
+    T = hs.shape[0]
     WT = _transposed(W)
     if b is None:        # buf holds t_t, a the c_t
-        scale, _ = _lstm_affine(H)
         f = _lstm_activate(buf)[1]
         # f_{t+1}; after the last step 1, since dc_last is the cotangent of c_T itself. Read
         # from this array, not from buf[t+1], which the loop has overwritten with dz_{t+1}.
@@ -352,17 +369,12 @@ def _lstm_recur_bwd(unroll, res, cts):
         f_next = jnp.concatenate([f[1:], jnp.ones_like(f[:1])])
 
         def coefficients(buf, t):
-            tt = _at(buf, t)
-            i, _, n, o = _lstm_activate(tt)
-            tc = _tanh(_at(a, t))
             # c_{t-1} read here rather than from a concatenation [c0, cs[:-1]] made before the
             # loop: one (T,B,H) pass and buffer fewer (bench step 31.1 vs 32.0 ms, 39 vs 43 MiB
             # of temporaries at the reference shapes, 10 alternated rounds).
             c_prev = jnp.where(t > 0, _at(a, jnp.maximum(t - 1, 0)), c0)
-            # Q: each gate's derivative scale^2 (1 - t^2) times [N, c_{t-1}, i, tanh c], as ONE
-            # multiply after the concatenation (four products concatenated ran as four passes).
-            q = scale * scale * (1.0 - tt * tt) * jnp.concatenate([n, c_prev, i, tc], axis=-1)
-            return _at(f_next, t), o * (1.0 - tc * tc), q
+            p, q = _lstm_coefficients(_at(buf, t), c_prev, _tanh(_at(a, t)))
+            return _at(f_next, t), p, q
         f_first = f[0]
     else:                # buf holds Q_t, a the P_t, b the f_t
         def coefficients(buf, t):
