@@ -49,15 +49,14 @@ def _merge_resume(cfg, explicit: set[str]):
         if name in ("json", "quiet", "out", "resume", "force") or (name in explicit and name in GROWABLE):
             merged[name] = cur
             continue
-        if name not in old:
-            # The run predates this option, so it ran as the option's default does (an
-            # option is added with the default that keeps the earlier behaviour): a typed
-            # value that differs would change the run partway, e.g. train-gan --g-fakes.
-            if field.default is dataclasses.MISSING:
-                merged[name] = cur
-                continue
-            old = {**old, name: field.default}
-        val = tuple(old[name]) if isinstance(cur, tuple) and isinstance(old[name], list) else old[name]
+        # A run that predates an option ran as its default does (an option is added with the
+        # default that keeps the earlier behaviour): a typed value that differs would change
+        # the run partway, e.g. train-gan --g-fakes.
+        saved_val = old[name] if name in old else field.default
+        if saved_val is dataclasses.MISSING:
+            merged[name] = cur
+            continue
+        val = tuple(saved_val) if isinstance(cur, tuple) and isinstance(saved_val, list) else saved_val
         if name in explicit and val != cur:
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"--resume {cfg.resume}: {flag} {_shown(cur)} differs from the saved run's {_shown(val)}; "

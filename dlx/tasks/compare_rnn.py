@@ -47,7 +47,6 @@ def _seeds_in_step(seeds: int) -> str:
 
 # ---- parameter counts and --match-params -------------------------------------------------
 
-
 def gates(cell: str) -> int:
     return CELL_CLASSES[cell].num_gates
 
