@@ -52,6 +52,18 @@ def test_short_text_run_learns_and_samples(text_run):
     assert len(layer["forget"]) == 32                          # one value per time step
 
 
+def test_two_layer_lstm_profiles_and_plots_each_layer(in_tmp):
+    # Layers after the first are drawn dashed: that style once reached matplotlib as data,
+    # and every --layers 2 LSTM run failed at its end.
+    r = dlx("train-lstm", "--steps", "4", "--hidden", "16", "--seq-len", "8", "--batch-size", "4", "--layers", "2",
+            "--eval-every", "2", "--log-every", "2", "--sample-len", "5", "--out", "run", "--json")
+    assert r.code == 0, r.stderr
+    assert os.path.isfile("run/gates.png") and os.path.isfile("run/summary.json")
+    with open("run/gates.json") as f:
+        layers = json.load(f)["layers"]
+    assert len(layers) == 2 and all(len(layer["forget"]) == 8 for layer in layers)
+
+
 def test_from_run_samples_without_training_or_writing(text_run, in_tmp):
     _, out = text_run
     r = dlx("train-lstm", "--from", out, "--steps", "0", "--prime", "def ", "--sample-len", "25", "--json")

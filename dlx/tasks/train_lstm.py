@@ -106,8 +106,8 @@ def plot_gates(metrics_path: str, profile: list[dict], png_path: str, title: str
         style = "-" if li == 0 else (0, (4, 1 + li))
         t = np.arange(1, len(stats["forget"]) + 1)
         for g in GATES:
-            ax_g.plot(t, stats[g], style, color=colors[g], label=f"{g} gate" + (f" (layer {li + 1})" if li else ""))
-        ax_c.plot(t, stats["cell_norm"], style, color="tab:red", label=f"layer {li + 1}")
+            ax_g.plot(t, stats[g], linestyle=style, color=colors[g], label=f"{g} gate" + (f" (layer {li + 1})" if li else ""))
+        ax_c.plot(t, stats["cell_norm"], linestyle=style, color="tab:red", label=f"layer {li + 1}")
     ax_g.set(title="final model: mean gate value per time step", xlabel="time step t", ylim=(0, 1))
     ax_c.set(title="final model: cell-state norm ||c_t|| (long-term memory)", xlabel="time step t")
     steps = [r["step"] for r in evals]
