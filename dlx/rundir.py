@@ -13,6 +13,7 @@ import datetime as _dt
 import fcntl
 import json
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -20,6 +21,18 @@ import tempfile
 from dlx.errors import RunFailure, UsageError
 
 LOCK = ".lock"
+
+# Every name a run writes at its top level (tests check each command's run against it):
+# --force deletes these and nothing else, so a user's own file kept among them survives.
+RUN_FILES = re.compile(
+    r"(config\.json|metrics\.jsonl|summary\.json|gates\.json|checkpoints"
+    r"|(curves|compare|scatter|samples|gates|grad_norms)\.png|samples_step\d+\.png"
+    r"|feature_maps_conv\d+\.png|\.tmp-.*)"
+)
+
+
+def is_run_file(name: str) -> bool:
+    return RUN_FILES.fullmatch(name) is not None
 
 
 def new_run_id(command: str) -> str:
@@ -103,7 +116,7 @@ class RunDir:
         if leftovers and not force:
             self.close()
             raise UsageError(f"--out {path} already holds a run: use --resume {path} to continue it or --force to replace it")
-        for n in leftovers:  # --force: start clean
+        for n in filter(is_run_file, leftovers):  # --force: the old run's files, no one else's
             p = os.path.join(path, n)
             shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.unlink(p)
 

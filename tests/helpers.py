@@ -31,9 +31,25 @@ class DlxResult:
         return s
 
 
+def _run_dir(args) -> str | None:
+    for flag in ("--out", "--resume"):
+        if flag in args[:-1]:
+            return args[args.index(flag) + 1]
+    return None
+
+
+def _listing(path) -> set[str]:
+    return set(os.listdir(path)) if path and os.path.isdir(path) else set()
+
+
 def dlx(*args: str) -> DlxResult:
-    """`dlx ARGS` in this process; returns exit code and captured output."""
+    """`dlx ARGS` in this process; returns exit code and captured output. Every file the
+    call adds at a run directory's top level must be one --force knows to delete."""
     from dlx.cli import main
+    from dlx.rundir import LOCK, is_run_file
+
+    run_dir = _run_dir(args)
+    before = _listing(run_dir)
 
     out, err = io.StringIO(), io.StringIO()
     code = 0
@@ -51,6 +67,8 @@ def dlx(*args: str) -> DlxResult:
                 os.environ.pop("XLA_FLAGS", None)
             else:
                 os.environ["XLA_FLAGS"] = flags
+    unknown = sorted(n for n in _listing(run_dir) - before if n != LOCK and not is_run_file(n))
+    assert not unknown, f"dlx wrote {unknown} to {run_dir}: add them to dlx.rundir.RUN_FILES"
     return DlxResult(code, out.getvalue(), err.getvalue())
 
 

@@ -99,6 +99,21 @@ def test_refuses_to_overwrite_a_run_unless_forced(in_tmp):
     assert r.code == 0 and json.load(open("run/summary.json"))["test_loss"] == r.summary["test_loss"]
 
 
+def test_force_deletes_only_the_old_runs_files(in_tmp):
+    # "--force deletes a run's files, never anyone else's": a note or a folder of the
+    # user's kept inside a run directory survives its replacement.
+    assert dlx("cnn-demo", *FAST, "--out", "run").code == 0
+    os.makedirs("run/mine")
+    for name in ("notes.txt", "mine/a.csv", "plot.png"):
+        with open(os.path.join("run", name), "w") as f:
+            f.write("precious")
+    r = dlx("cnn-demo", *FAST, "--out", "run", "--seed", "9", "--force", "--json")
+    assert r.code == 0, r.stderr
+    assert json.load(open("run/summary.json"))["test_loss"] == r.summary["test_loss"]
+    for name in ("notes.txt", "mine/a.csv", "plot.png"):
+        assert open(os.path.join("run", name)).read() == "precious"
+
+
 def test_force_never_deletes_a_directory_that_holds_no_run(in_tmp):
     # --force replaces a run; a directory of the user's own files (even one with a
     # config.json of its own) is refused, with or without it, and left as it was.
