@@ -143,6 +143,15 @@ def test_bad_text_files(in_tmp, content, needle):
     (["--from", "nowhere", "--steps", "0", "--out", "x"], "--out does not apply"),
     (["--task", "mnist1d", "--seq-len", "100"], "40 steps"),
     (["--task", "adding", "--data", "in.txt"], "--data applies to --task text only"),
+    # Options that would do nothing where they were typed (each was once silently ignored,
+    # --embed on real-valued inputs failed with exit 1 after creating the run).
+    (["--task", "copy", "--temperature", "0.3"], "--temperature applies to --task text only"),
+    (["--task", "adding", "--sample-len", "10"], "--sample-len applies to --task text only"),
+    (["--task", "adding", "--embed", "8"], "--embed applies to token inputs"),
+    (["--task", "mnist1d", "--embed", "8"], "--embed applies to token inputs"),
+    (["--prime", "the", "--sample-len", "0"], "--prime shapes the samples, and --sample-len 0 asks for none"),
+    (["--temperature", "0.5", "--sample-len", "0"], "--temperature shapes the samples"),
+    (["--from", "nowhere", "--steps", "0", "--resume", "r"], "--from and --resume contradict each other"),
 ])
 def test_bad_options(in_tmp, args, needle):
     extra = [] if "--steps" in args else ["--steps", "1"]

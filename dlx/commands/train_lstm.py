@@ -13,6 +13,7 @@ from dlx.errors import UsageError
 
 TASKS = ("text", "adding", "copy", "mnist1d")   # as dlx.tasks.sequence.TASKS (no JAX here)
 CELLS = ("lstm", "gru", "rnn")
+TOKEN_TASKS = ("text", "copy")                  # the tasks whose inputs are embedded tokens
 
 # Per-task defaults, chosen by measurement on a 2-core CPU (see the commit that set them).
 # An option the user gives explicitly always wins.
@@ -78,10 +79,10 @@ def train_lstm(
         if common.steps != 0:
             raise UsageError("--from samples from a saved run without training: add --steps 0 "
                              "(to train a saved run further, use --resume RUN_DIR)")
-        if data is not None or task != "text":
-            raise UsageError("--from uses the saved run's model and vocabulary; --data and --task do not apply")
         if common.resume is not None:
             raise UsageError("--from and --resume contradict each other: --from samples, --resume trains on")
+        if data is not None or task != "text":
+            raise UsageError("--from uses the saved run's model and vocabulary; --data and --task do not apply")
         # The model's own settings come from the saved run, and nothing is written: an option
         # of either kind would be ignored, so it is refused.
         ignored = [k for k in ("cell", "hidden", "layers", "embed", "seq_len", "forget_bias", "clip", "batch_size",
@@ -114,8 +115,18 @@ def train_lstm(
     nonneg_float("--clip", clip)
     nonneg_float("--temperature", temperature)
     nonneg_int("--sample-len", sample_len)
-    if task != "text" and (prime or data is not None):
-        raise UsageError(f"{'--prime' if prime else '--data'} applies to --task text only")
+    if embed is not None and task not in TOKEN_TASKS:
+        raise UsageError(f"--embed applies to token inputs (--task text or copy); the {task} task's inputs are "
+                         "real numbers")
+    # Options that shape the samples do nothing where none are drawn: refused, not ignored.
+    text_only = [f for f, typed in (("--prime", bool(prime)), ("--data", data is not None),
+                                    ("--temperature", _given("temperature", outside=False)),
+                                    ("--sample-len", _given("sample_len", outside=False))) if typed]
+    if task != "text" and text_only:
+        raise UsageError(f"{text_only[0]} applies to --task text only")
+    if sample_len == 0 and (prime or _given("temperature", outside=False)):
+        raise UsageError(f"{'--prime' if prime else '--temperature'} shapes the samples, and --sample-len 0 asks "
+                         "for none")
     return TrainLstmConfig(**common.to_dict(), task=task, data=data, cell=cell, hidden=hidden, layers=layers,
                            embed=embed, seq_len=seq_len, forget_bias=forget_bias, clip=clip,
                            temperature=temperature, prime=prime, sample_len=sample_len, from_run=from_run)
