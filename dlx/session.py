@@ -57,6 +57,8 @@ def _merge_resume(cfg, explicit: set[str]):
             merged[name] = cur
             continue
         val = tuple(saved_val) if isinstance(cur, tuple) and isinstance(saved_val, list) else saved_val
+        if name == "data":  # the same file, however it is reached from here
+            val, cur = _data_path(val), _data_path(cur)
         if name in explicit and val != cur:
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"--resume {cfg.resume}: {flag} {_shown(cur)} differs from the saved run's {_shown(val)}; "
@@ -71,6 +73,12 @@ def _merge_resume(cfg, explicit: set[str]):
         raise UsageError(f"--resume {cfg.resume}: the run has trained (metrics.jsonl holds its steps) but has no "
                          f"checkpoint left to continue from; start it anew with --out {cfg.resume} --force")
     return merged, saved.get("run")
+
+
+def _data_path(path):
+    """A --data file as an absolute path ('-', stdin, as it is): a run saves it so, and can
+    then be resumed from any working directory."""
+    return os.path.abspath(path) if isinstance(path, str) and path != "-" else path
 
 
 def _shown(v) -> str:
@@ -286,6 +294,8 @@ def _execute(cfg, task_name: str, explicit) -> None:
                     out.emit("summary", {k: v for k, v in done.summary.items()
                                          if k not in ("schema", "event", "run", "command")}, to_file=False)
                 return _exit(None, out, 0)
+        elif isinstance(getattr(cfg, "data", None), str):
+            cfg = dataclasses.replace(cfg, data=_data_path(cfg.data))
         from dlx import runtime
 
         runtime.setup_jax(getattr(cfg, "devices", 1))

@@ -64,6 +64,25 @@ def test_two_layer_lstm_profiles_and_plots_each_layer(in_tmp):
     assert len(layers) == 2 and all(len(layer["forget"]) == 8 for layer in layers)
 
 
+def test_a_run_on_a_relative_data_path_resumes_from_anywhere(in_tmp, monkeypatch):
+    # The run saves --data as an absolute path: resumed from another directory it finds the
+    # file, and the same file typed by another relative path is not "a different --data".
+    os.makedirs("w")
+    with open("w/t.txt", "w") as f:
+        f.write("the quick brown fox jumps over the lazy dog. " * 40)
+    monkeypatch.chdir("w")
+    args = ("--steps", "4", "--hidden", "8", "--seq-len", "8", "--batch-size", "4", "--eval-every", "4",
+            "--log-every", "2", "--sample-len", "5")
+    assert dlx("train-lstm", "--data", "t.txt", *args, "--out", "lm").code == 0
+    monkeypatch.chdir(in_tmp)
+    with open("w/lm/config.json") as f:
+        assert json.load(f)["config"]["data"] == str(in_tmp / "w" / "t.txt")
+    r = dlx("train-lstm", "--resume", "w/lm", "--steps", "6", "--json")
+    assert r.code == 0 and r.summary["steps"] == 6, r.stderr
+    r = dlx("train-lstm", "--resume", "w/lm", "--steps", "8", "--data", "w/t.txt", "--json")
+    assert r.code == 0 and r.summary["steps"] == 8, r.stderr
+
+
 def test_from_run_samples_without_training_or_writing(text_run, in_tmp):
     _, out = text_run
     r = dlx("train-lstm", "--from", out, "--steps", "0", "--prime", "def ", "--sample-len", "25", "--json")
