@@ -147,6 +147,7 @@ def test_sweep_keeps_every_length_and_the_longest_on_top(sweep):
     s = sweep[0].summary
     c = s["cells"]["gru"]
     assert s["seq_lens"] == [6, 12] and s["seq_len"] == 12 and set(c["by_seq_len"]) == {"6", "12"}
+    assert s["length"] == 12                                    # the longest length's, not the first's
     assert c["mse"] == c["by_seq_len"]["12"]["mse"] and c["by_seq_len"]["6"]["mse"] != c["mse"]
     lone = [v for v in s["verdicts"] if v["claim"] == "GRU steps faster than LSTM"]
     assert lone[0]["supported"] is None and "needs --cells" in lone[0]["evidence"]

@@ -272,8 +272,9 @@ def run(cfg, run):
         _show_length(run, task, cfg, by_len[T])
 
     longest = max(by_len)
-    summary = {
-        **described, "seq_len": longest, "seq_lens": list(cfg.seq_lens), "seeds": cfg.seeds,
+    summary = {   # the task as at its longest length, which the cells' numbers are from
+        **described, **tasks[longest].describe(), "baseline": described["baseline"],
+        "seq_lens": list(cfg.seq_lens), "seeds": cfg.seeds,
         "lower_is_better": first.lower_is_better,
         "match_params": "whole model" if cfg.match_params else None,
         "cells": {c: {**by_len[longest][c], "by_seq_len": {str(T): by_len[T][c] for T in by_len}}
