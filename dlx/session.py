@@ -314,8 +314,17 @@ def _execute(cfg, task_name: str, explicit) -> None:
             # Every process runs the same command; the mesh then spans all hosts' devices
             # (on CPU hosts the collectives between processes go over gloo/TCP).
             jax.config.update("jax_cpu_collectives_implementation", "gloo")
-            jax.distributed.initialize(coordinator_address=cfg.coordinator, num_processes=cfg.num_processes,
-                                       process_id=cfg.process_id)
+            # Waiting for the other processes blocks inside XLA, where Python's signal
+            # handlers cannot run: Ctrl-C or SIGTERM then end the process at once (exit
+            # 130 or 143; nothing is written before every process has joined).
+            main = threading.current_thread() is threading.main_thread()
+            handlers = {sig: signal.signal(sig, signal.SIG_DFL) for sig in (signal.SIGINT, signal.SIGTERM) if main}
+            try:
+                jax.distributed.initialize(coordinator_address=cfg.coordinator, num_processes=cfg.num_processes,
+                                           process_id=cfg.process_id)
+            finally:
+                for sig, handler in handlers.items():
+                    signal.signal(sig, handler)
         devices = getattr(cfg, "devices", 1)
         if getattr(cfg, "num_processes", 1) > 1 and devices == 1:
             import jax

@@ -78,6 +78,10 @@ def test_version_and_module_entry_point():
     (["compare-rnn", "--match-params", "--cells", "gru"], "give two or more --cells"),
     (["cnn-demo", "--out", ""], "--out must name a directory"),
     (["cnn-demo", "--coordinator", "127.0.0.1:1234"], "joins a multi-host run"),
+    # A malformed address failed with an IndexError inside JAX; a port out of range hung.
+    (["cnn-demo", "--coordinator", "bad", "--num-processes", "2"], "--coordinator must be HOST:PORT"),
+    (["cnn-demo", "--coordinator", "127.0.0.1:99999", "--num-processes", "2"], "a port from 1 to 65535"),
+    (["cnn-demo", "--coordinator", ":1234", "--num-processes", "2"], "--coordinator must be HOST:PORT"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(in_tmp, args, needle):
     r = dlx(*args, "--json")

@@ -546,6 +546,30 @@ def test_two_processes_on_loopback_train_one_model_like_one_device(in_tmp):
     assert no_out.code == 2 and "needs --out" in no_out.stderr
 
 
+def test_ctrl_c_ends_a_process_waiting_for_the_others_to_join(in_tmp):
+    # Process 1 of 2 waits inside jax.distributed for a coordinator nobody started, where
+    # Python's handlers cannot run: Ctrl-C used to be ignored until JAX's 5-minute timeout.
+    import socket
+    import time
+
+    with socket.socket() as s_:
+        s_.bind(("127.0.0.1", 0))
+        port = s_.getsockname()[1]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
+    p = subprocess.Popen([sys.executable, "-m", "dlx", "cnn-demo", "--out", "mh", "--coordinator",
+                          f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", "1"], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(8)   # past the imports, into the wait
+        assert p.poll() is None
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode in (-signal.SIGINT, 130) and out == ""
+    assert not os.path.exists("mh") and not os.path.exists("mh.process1")
+
+
 def test_epoch_order_draws_what_epoch_batch_draws():
     from dlx.train import epoch_order, first_order
 
