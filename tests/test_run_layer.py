@@ -221,6 +221,18 @@ def test_corrupt_checkpoint_is_a_clear_error(in_tmp):
     assert r.code == 2 and "corrupt" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_truncated_checkpoint_is_one_line_to_the_end_of_the_process(in_tmp):
+    # Truncated data files fail orbax's parallel reads one by one; the reads left pending
+    # each printed an "Exception ignored" traceback as the process exited (~100-250 lines).
+    assert dlx("cnn-demo", *FAST, "--out", "run").code == 0
+    for root, _, files in os.walk("run/checkpoints"):
+        if os.path.basename(root) == "d" and "ocdbt" in root:
+            for f in files:
+                os.truncate(os.path.join(root, f), 20)
+    r = dlx_subprocess("cnn-demo", "--resume", "run", "--steps", "40", "--quiet")
+    assert r.code == 2 and r.stderr.count("\n") == 1 and "corrupt or incompatible" in r.stderr, r.stderr[-1500:]
+
+
 # ---- the loop itself, with a hand-made task -----------------------------------------------
 
 def _run(tmp_path, steps=20):
