@@ -16,6 +16,13 @@ def _plt():
     return plt
 
 
+def legend(ax, **kw) -> None:
+    """ax.legend where the axes hold labelled artists: an empty one (a run of 0 steps) only
+    made matplotlib warn on stderr, also under --quiet."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kw)
+
+
 def curves_from_metrics(metrics_path: str, png_path: str, title: str) -> bool:
     """Loss curves (and every other numeric train/eval metric) from metrics.jsonl.
     One panel per metric, one line per tagged fit (cell, model, ...). False if nothing to plot."""

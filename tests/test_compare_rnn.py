@@ -264,3 +264,16 @@ def test_baseline_is_on_the_metric():
 
     assert metric_baseline(make_task("copy", seq_len=25)) == pytest.approx(1 / 8)
     assert metric_baseline(make_task("adding", seq_len=25)) == pytest.approx(1 / 6)
+
+
+def test_a_run_of_zero_steps_draws_its_figure_without_warnings(in_tmp):
+    # An empty legend made matplotlib warn on stderr, also under --quiet.
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = dlx("compare-rnn", "--task", "adding", "--seq-len", "6", "--cells", "gru", "--seeds", "1", "--steps", "0",
+                "--hidden", "4", "--quiet", "--out", "zero")
+    assert r.code == 0 and r.stderr == "", r.stderr
+    assert os.path.isfile("zero/compare.png")
+    assert not [w for w in caught if "legend" in str(w.message)], [str(w.message) for w in caught]

@@ -417,7 +417,7 @@ def _plot(run, task, cfg, by_len) -> None:
     ax2.set_title(f"{task.metric} ({'lower' if task.lower_is_better else 'higher'} is better), "
                   f"mean ± std, dots: seeds", fontsize=9)
     for ax in (ax1, ax2):
-        ax.legend(fontsize=7)
+        plots.legend(ax, fontsize=7)
     fig.suptitle(f"dlx compare-rnn: {task.name}", fontsize=10)
     fig.tight_layout()
     fig.savefig(run.path("compare.png"), dpi=110)

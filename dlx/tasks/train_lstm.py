@@ -117,7 +117,7 @@ def plot_gates(metrics_path: str, profile: list[dict], png_path: str, title: str
     ax_tc.plot(steps, [r["cell_norm"] for r in evals], marker=".", color="tab:red")
     ax_tc.set(title="mean ||c_t|| (layer 1) over training", xlabel="training step")
     for ax in (ax_g, ax_tg, ax_c):
-        ax.legend(fontsize=7)
+        plots.legend(ax, fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(png_path, dpi=110)
