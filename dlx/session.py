@@ -347,6 +347,8 @@ def _execute(cfg, task_name: str, explicit) -> None:
         code = 0  # the reader has what it wanted (`| head`): stop quietly
     except DlxError as e:
         code = e.exit_code
+        if run is not None and not run.started and not run.resumed:
+            out.run_id = None  # refused before its directory existed: there is no such run
         _report(out, str(e), e)
     except KeyboardInterrupt:
         code = 130

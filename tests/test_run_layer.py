@@ -92,9 +92,11 @@ def test_same_seed_same_numbers_and_other_seed_differs(in_tmp):
 def test_refuses_to_overwrite_a_run_unless_forced(in_tmp):
     assert dlx("cnn-demo", *FAST, "--out", "run").code == 0
     before = open("run/summary.json").read()
-    r = dlx("cnn-demo", *FAST, "--out", "run", "--seed", "9")
+    r = dlx("cnn-demo", *FAST, "--out", "run", "--seed", "9", "--json")
     assert r.code == 2 and "already holds a run" in r.stderr
     assert open("run/summary.json").read() == before
+    (err,) = r.event("error")
+    assert err["run"] is None      # the refused run never existed (its id named no run)
     r = dlx("cnn-demo", *FAST, "--out", "run", "--seed", "9", "--force", "--json")
     assert r.code == 0 and json.load(open("run/summary.json"))["test_loss"] == r.summary["test_loss"]
 
