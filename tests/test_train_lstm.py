@@ -92,6 +92,8 @@ def test_from_run_samples_without_training_or_writing(text_run, in_tmp):
     assert s["sample"].startswith("def ") and len(s["sample"]) == 4 + 25
     assert not r.event("train")
     assert os.listdir(in_tmp) == []
+    (config,) = r.event("config")   # the model sampled, not this command line's defaults
+    assert config["config"]["hidden"] == 32 and config["config"]["seq_len"] == 32 and "versions" in config
     # Greedy sampling is deterministic.
     a = dlx("train-lstm", "--from", out, "--steps", "0", "--temperature", "0", "--sample-len", "20", "--json")
     b = dlx("train-lstm", "--from", out, "--steps", "0", "--temperature", "0", "--sample-len", "20", "--seed", "5",

@@ -10,6 +10,7 @@ training) and per time step for the final model (gates.json, gates.png).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -290,8 +291,12 @@ def _sample_saved(cfg, run):
     finally:
         ckpt.close()
     step = int(meta["step"])
-    run.out.emit("config", {"config": cfg.to_dict(), "from": path, "from_run": saved.get("run"), "from_step": step,
-                            "corpus_sha256": saved.get("corpus_sha256"), "vocab_size": len(chars)})
+    # The config record shows the model sampled (the saved run's), not this command line's
+    # defaults, and like every command's the versions and devices (persist=False: no files).
+    model = {k: old[k] for k in ("cell", "hidden", "layers", "embed", "seq_len", "forget_bias") if k in old}
+    run.cfg = dataclasses.replace(cfg, **model)
+    run.start(persist=False, **{"from": path, "from_run": saved.get("run"), "from_step": step,
+                                "corpus_sha256": saved.get("corpus_sha256"), "vocab_size": len(chars)})
     run.out.info(f"[bold]dlx train-lstm[/] sampling from {path} (step {step}; nothing is written)")
     text = sample_text(task, graphdef, state["params"], prime=cfg.prime, length=cfg.sample_len,
                        temperature=cfg.temperature, key=jax.random.PRNGKey(cfg.seed))
