@@ -24,7 +24,16 @@ SCHEMA = 1
 
 
 class StdoutClosed(Exception):
-    """The reader of our stdout went away (`dlx ... --json | head -1`)."""
+    """The reader of our stdout went away (`dlx ... --json | head -1`), or of our stderr
+    (`dlx ... 2>&1 | head -3`). Output only notes it (`Output.closed`) and goes on writing
+    metrics.jsonl; training stops at the end of the step being reported, as for a signal."""
+
+
+def _silence(fd: int) -> None:
+    """Point fd at /dev/null, so the interpreter's final flush of it stays quiet too."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def jsonable(x: Any) -> Any:
@@ -65,7 +74,9 @@ class Output:
         self.command = command
         self.json_mode = json_mode
         self.console = Console(stderr=True, quiet=quiet, highlight=False)
+        self.console.on_broken_pipe = self._stderr_closed   # Rich's own exits with code 1
         self.run_id: str | None = None
+        self.closed = False   # a reader of stdout or stderr went away
         self._metrics_file = None
         self._progress = None
 
@@ -94,22 +105,35 @@ class Output:
                 sys.stdout.write(line + "\n")
                 sys.stdout.flush()
             except BrokenPipeError:
-                # Point fd 1 at /dev/null so the interpreter's final flush stays quiet too.
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-                raise StdoutClosed from None
+                _silence(sys.stdout.fileno())
+                self.json_mode = False
+                self.closed = True
         return full
 
     # ---- people -------------------------------------------------------------------
+    def _stderr_closed(self) -> None:
+        self.console.quiet = True
+        _silence(sys.stderr.fileno())
+        self.closed = True
+
+    def _print(self, *what, **kw) -> None:
+        try:
+            self.console.print(*what, **kw)
+        except BrokenPipeError:
+            self._stderr_closed()
+
     def info(self, msg: str) -> None:
-        self.console.print(msg)
+        self._print(msg)
 
     def warn(self, msg: str) -> None:
-        self.console.print(f"[yellow]warning:[/] {msg}")
+        self._print(f"[yellow]warning:[/] {msg}")
 
     def error_line(self, msg: str) -> None:
         # Errors are shown even with --quiet: one line, the only thing a script sees.
-        Console(stderr=True, highlight=False).print(f"[red]error:[/] {msg}", soft_wrap=True)
+        try:
+            Console(stderr=True, highlight=False).print(f"[red]error:[/] {msg}", soft_wrap=True)
+        except BrokenPipeError:   # no reader left for it: the error record has it
+            _silence(sys.stderr.fileno())
 
     def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
         t = Table(title=title, title_justify="left", header_style="bold")
@@ -117,7 +141,7 @@ class Output:
             t.add_column(c, justify="left" if i == 0 else "right")
         for r in rows:
             t.add_row(*[v if isinstance(v, str) else fmt(v) for v in r])
-        self.console.print(t)
+        self._print(t)
 
     def kv_table(self, title: str, values: dict) -> None:
         self.table(title, ["metric", "value"], [[k, v] for k, v in values.items()])

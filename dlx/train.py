@@ -34,6 +34,7 @@ import numpy as np
 from dlx import runtime
 from dlx.checkpoint import Checkpointer
 from dlx.errors import Interrupted, RunFailure
+from dlx.output import StdoutClosed
 
 State = Any
 
@@ -367,6 +368,8 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
     if trains:
         out.start_progress(description or trainer.name, total=steps, completed=start)
     runtime.raise_if_signalled()  # one remembered or swallowed before this fit (runtime.on_signal)
+    if out.closed:
+        raise StdoutClosed  # the reader left before this fit (between two models of a sweep)
     with _Signals(out) as sig:
         pos = start
         for end in points:
@@ -441,6 +444,10 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
             if saved:
                 evaluate(pos)
                 save(pos)
+            if out.closed:   # the reader went away: this step's records are all in metrics.jsonl
+                if not saved:
+                    save(pos)
+                raise StdoutClosed
             if sig.caught is not None:
                 if not saved:  # a signal during this chunk's evaluation: saved just now
                     save(pos)

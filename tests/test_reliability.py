@@ -220,6 +220,25 @@ def test_closed_stdout_pipe_is_quiet(in_tmp, cmd):
     assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr
 
 
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_a_reader_that_leaves_stops_the_run_resumable_with_exit_0(in_tmp, stream):
+    # `dlx ... 2>&1 | head -3` closed stderr: Rich exited with code 1 mid-evaluation, before
+    # that step's checkpoint, and a run that had trained could not be resumed. Either stream
+    # now stops the run like a signal: the step's records written, a checkpoint there, exit 0.
+    args = _args("cnn-demo", 40, log=10, ev=20)
+    full = dlx(*args, "--json", "--out", "full")
+    pipe = {stream: subprocess.PIPE}
+    other = "stderr" if stream == "stdout" else "stdout"
+    p = subprocess.Popen([sys.executable, "-m", "dlx", *args, "--json", "--out", "cut"], text=True,
+                         **pipe, **{other: subprocess.DEVNULL})
+    getattr(p, stream).readline()
+    getattr(p, stream).close()
+    assert p.wait(timeout=300) == 0
+    resumed = dlx("cnn-demo", "--resume", "cut", "--json")
+    assert resumed.code == 0, resumed.stderr[-1500:]
+    assert strip_timing(resumed.summary) == strip_timing(full.summary)
+
+
 def test_kill_9_during_checkpoint_writes_keeps_a_usable_checkpoint(in_tmp):
     """Kill the process at random moments of a run that checkpoints every few steps;
     whatever moment it died at, --resume finds a complete checkpoint and finishes."""
