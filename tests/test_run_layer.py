@@ -116,6 +116,23 @@ def test_force_deletes_only_the_old_runs_files(in_tmp):
         assert open(os.path.join("run", name)).read() == "precious"
 
 
+def test_a_run_extended_with_resume_logs_what_one_run_of_its_length_logs(in_tmp):
+    # cnn-demo with its MLP baseline, 20 steps then extended to 40, against 40 at once.
+    args = ["cnn-demo", *[a for a in FAST if a != "--no-mlp-baseline"]]
+    args[args.index("--steps") + 1] = "40"
+    one = dlx(*args, "--out", "one", "--json")
+    short = list(args)
+    short[short.index("--steps") + 1] = "20"
+    assert dlx(*short, "--out", "two").code == 0
+    two = dlx("cnn-demo", "--resume", "two", "--steps", "40", "--json")
+    assert one.code == two.code == 0, two.stderr
+
+    def after_20(r):
+        return [strip_timing(x) for x in r.records if x["event"] in ("train", "eval") and x["step"] > 20]
+
+    assert after_20(two) == after_20(one) and any(x.get("model") == "mlp" for x in after_20(one))
+
+
 def test_force_never_deletes_a_directory_that_holds_no_run(in_tmp):
     # --force replaces a run; a directory of the user's own files (even one with a
     # config.json of its own) is refused, with or without it, and left as it was.

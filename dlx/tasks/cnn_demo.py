@@ -118,7 +118,9 @@ def _mlp_baseline(cfg, run, data, target: float) -> dict:
         return {f"test_accuracy_{w}": a for w, a in zip(MLP_WIDTHS, accs)}
 
     trainer.evaluate, trainer.name, trainer.tag = evaluate, "mlp", {"model": "mlp"}
-    res = fit(run, trainer, steps=cfg.steps, seed=cfg.seed, log_every=cfg.steps, eval_every=cfg.steps,
+    # Logged as often as the CNN: at every --steps instead, a run extended with --resume
+    # logged a train record over the extension only (21-40), not over the run (2-40).
+    res = fit(run, trainer, steps=cfg.steps, seed=cfg.seed, log_every=cfg.log_every, eval_every=cfg.steps,
               description="mlp widths " + ",".join(map(str, MLP_WIDTHS)))
     members = res.state["params"]["members"]
     entries = [{"width": w, "params": param_count(members[i]), "test_accuracy": res.eval[f"test_accuracy_{w}"]}
