@@ -25,6 +25,15 @@ def main() -> None:
         # (a hundred lines under the one-line error). DLX_DEBUG=1 keeps them.
         if not os.environ.get("DLX_DEBUG"):
             sys.unraisablehook = lambda unraisable: None
+            # Some come from asyncio's handler on orbax's threads ("Event loop is closed"):
+            # past the outcome, nothing on stderr is for the user.
+            try:
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
 
 
 if __name__ == "__main__":

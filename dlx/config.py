@@ -59,7 +59,7 @@ class Common:
             raise UsageError("--num-processes > 1 needs --coordinator HOST:PORT (process 0's address)")
         if self.coordinator:
             host, sep, port = self.coordinator.rpartition(":")
-            if not (sep and host and port.isdigit() and 0 < int(port) < 65536):
+            if not (sep and host and port.isascii() and port.isdigit() and 0 < int(port) < 65536):
                 raise UsageError(f"--coordinator must be HOST:PORT with a port from 1 to 65535, got {self.coordinator!r}")
         if self.coordinator and self.num_processes == 1:
             raise UsageError("--coordinator (or DLX_COORDINATOR) joins a multi-host run: give --num-processes N > 1 too")

@@ -11,6 +11,7 @@ Record format (schema 1): one JSON object per line, always with `schema`, `event
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -25,8 +26,9 @@ SCHEMA = 1
 
 class StdoutClosed(Exception):
     """The reader of our stdout went away (`dlx ... --json | head -1`), or of our stderr
-    (`dlx ... 2>&1 | head -3`). Output only notes it (`Output.closed`) and goes on writing
-    metrics.jsonl; training stops at the end of the step being reported, as for a signal."""
+    (`dlx ... 2>&1 | head -3`): raised at the next output, or, within
+    `Output.deferring_close` (training), left to the caller: fit writes the step's records
+    to metrics.jsonl and a checkpoint, then stops, as for a signal."""
 
 
 def _silence(fd: int) -> None:
@@ -77,6 +79,7 @@ class Output:
         self.console.on_broken_pipe = self._stderr_closed   # Rich's own exits with code 1
         self.run_id: str | None = None
         self.closed = False   # a reader of stdout or stderr went away
+        self._deferring = 0
         self._metrics_file = None
         self._progress = None
 
@@ -92,8 +95,23 @@ class Output:
             self._metrics_file.close()
             self._metrics_file = None
 
+    @contextlib.contextmanager
+    def deferring_close(self):
+        """Within: a reader that leaves is only noted (`closed`), for the caller to finish
+        what it writes and stop there."""
+        self._deferring += 1
+        try:
+            yield
+        finally:
+            self._deferring -= 1
+
+    def _check_open(self) -> None:
+        if self.closed and not self._deferring:
+            raise StdoutClosed
+
     # ---- records ------------------------------------------------------------------
     def emit(self, event: str, record: dict, to_file: bool = True) -> dict:
+        self._check_open()
         full = {"schema": SCHEMA, "event": event, "run": self.run_id, "command": self.command}
         full.update(jsonable(record))
         line = json.dumps(full, separators=(",", ":"))
@@ -108,6 +126,7 @@ class Output:
                 _silence(sys.stdout.fileno())
                 self.json_mode = False
                 self.closed = True
+                self._check_open()
         return full
 
     # ---- people -------------------------------------------------------------------
@@ -115,8 +134,10 @@ class Output:
         self.console.quiet = True
         _silence(sys.stderr.fileno())
         self.closed = True
+        self._check_open()
 
     def _print(self, *what, **kw) -> None:
+        self._check_open()
         try:
             self.console.print(*what, **kw)
         except BrokenPipeError:
@@ -130,9 +151,11 @@ class Output:
 
     def error_line(self, msg: str) -> None:
         # Errors are shown even with --quiet: one line, the only thing a script sees.
+        console = Console(stderr=True, highlight=False)
+        console.on_broken_pipe = lambda: _silence(sys.stderr.fileno())  # no reader left: the record has it
         try:
-            Console(stderr=True, highlight=False).print(f"[red]error:[/] {msg}", soft_wrap=True)
-        except BrokenPipeError:   # no reader left for it: the error record has it
+            console.print(f"[red]error:[/] {msg}", soft_wrap=True)
+        except BrokenPipeError:
             _silence(sys.stderr.fileno())
 
     def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:

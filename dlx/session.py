@@ -130,6 +130,7 @@ class Run:
         self.resumed = getattr(cfg, "resume", None) is not None
         self.dir: RunDir | None = None
         self.started = False
+        self.announced = False  # its config record is out: error records name it
         self.t0 = time.perf_counter()
 
     # -- life cycle ----------------------------------------------------------------------
@@ -141,6 +142,7 @@ class Run:
         base = {"config": self.cfg.to_dict(), "versions": runtime.versions(), **runtime.backend_info()}
         if not persist:
             self.out.emit("config", {**base, **extra})
+            self.announced = True
             return
         path = self.cfg.out or os.path.join("runs", self.run_id)
         if getattr(self.cfg, "process_id", 0) > 0:
@@ -155,6 +157,7 @@ class Run:
             self._keep_for_undo()
         self.out.attach(self.run_id, self.dir.file("metrics.jsonl"), append=self.resumed)
         record = {**base, "run_dir": path, "resumed": self.resumed, **extra}
+        self.announced = True
         if not self.resumed:
             self.dir.write_json("config.json", {"run": self.run_id, **record})
         else:
@@ -195,9 +198,12 @@ class Run:
         runtime.raise_if_signalled()  # one remembered or swallowed on the way here ends the run
         runtime.raise_signals(False)  # the run is complete: a signal from here on changes nothing
         summary = {**summary, "wall_s": round(time.perf_counter() - self.t0, 3)}
-        rec = self.out.emit("summary", summary)
-        if self.dir is not None:
-            self.dir.write_json("summary.json", rec)
+        with self.out.deferring_close():  # a reader gone now still leaves a complete run
+            rec = self.out.emit("summary", summary)
+            if self.dir is not None:
+                self.dir.write_json("summary.json", rec)
+        if self.out.closed:
+            raise StdoutClosed
         self.out.stop_progress()
         shown = table if table is not None else {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
         self.out.kv_table(title or f"dlx {self.cfg.command}: results", shown)
@@ -317,6 +323,7 @@ def _execute(cfg, task_name: str, explicit) -> None:
             # Waiting for the other processes blocks inside XLA, where Python's signal
             # handlers cannot run: Ctrl-C or SIGTERM then end the process at once (exit
             # 130 or 143; nothing is written before every process has joined).
+            runtime.raise_if_signalled()  # one that came during the imports: before the wait
             main = threading.current_thread() is threading.main_thread()
             handlers = {sig: signal.signal(sig, signal.SIG_DFL) for sig in (signal.SIGINT, signal.SIGTERM) if main}
             try:
@@ -347,8 +354,8 @@ def _execute(cfg, task_name: str, explicit) -> None:
         code = 0  # the reader has what it wanted (`| head`): stop quietly
     except DlxError as e:
         code = e.exit_code
-        if run is not None and not run.started and not run.resumed:
-            out.run_id = None  # refused before its directory existed: there is no such run
+        if run is not None and not run.announced and not run.resumed:
+            out.run_id = None  # refused before its config record: no record named this run
         _report(out, str(e), e)
     except KeyboardInterrupt:
         code = 130

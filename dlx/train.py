@@ -370,7 +370,7 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
     runtime.raise_if_signalled()  # one remembered or swallowed before this fit (runtime.on_signal)
     if out.closed:
         raise StdoutClosed  # the reader left before this fit (between two models of a sweep)
-    with _Signals(out) as sig:
+    with _Signals(out) as sig, out.deferring_close():
         pos = start
         for end in points:
             n = end - pos

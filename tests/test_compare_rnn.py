@@ -226,6 +226,13 @@ def test_verdicts_follow_the_paired_intervals():
     assert v["LSTM beats GRU on mnist1d"] is False
     assert v["gated cells beat the plain RNN on long dependencies"] is None
 
+    # one seed: no interval, said once per paired difference (it was said once more)
+    task, cfg, by_len = _fake(rnn=([0.17], 5.0, 100), gru=([0.16], 9.0, 300))
+    cfg.seeds = 1
+    (ev,) = [x["evidence"] for x in verdicts(task, cfg, {c: 16 for c in cfg.cells}, by_len)
+             if x["claim"] == "gated cells beat the plain RNN on long dependencies"]
+    assert ev.count("(one seed: no interval)") == 1, ev
+
 
 # ---- bad input ---------------------------------------------------------------------------
 

@@ -231,12 +231,27 @@ def test_a_reader_that_leaves_stops_the_run_resumable_with_exit_0(in_tmp, stream
     other = "stderr" if stream == "stdout" else "stdout"
     p = subprocess.Popen([sys.executable, "-m", "dlx", *args, "--json", "--out", "cut"], text=True,
                          **pipe, **{other: subprocess.DEVNULL})
-    getattr(p, stream).readline()
-    getattr(p, stream).close()
+    reader = getattr(p, stream)
+    seen = '"step":10' if stream == "stdout" else "step 20"   # stderr shows evaluations only (--json)
+    while seen not in (line := reader.readline()):   # training has begun
+        assert line, "the run ended before its step-10 record"
+    reader.close()
     assert p.wait(timeout=300) == 0
+    assert not os.path.exists("cut/summary.json")                  # it did stop early
+    assert os.listdir("cut/checkpoints/cnn")                        # saved where it stopped
     resumed = dlx("cnn-demo", "--resume", "cut", "--json")
     assert resumed.code == 0, resumed.stderr[-1500:]
     assert strip_timing(resumed.summary) == strip_timing(full.summary)
+
+
+def test_a_closed_stdout_stops_a_command_that_does_not_train(in_tmp):
+    # bench times its workloads outside fit: the reader's leaving must still end it there.
+    p = subprocess.Popen([sys.executable, "-m", "dlx", "bench", "ring8", "adding", "--steps", "3", "--warmup", "1",
+                          "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert json.loads(p.stdout.readline())["event"] == "config"
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=300) == 0 and "adding:" not in err and "Traceback" not in err, err
 
 
 def test_kill_9_during_checkpoint_writes_keeps_a_usable_checkpoint(in_tmp):

@@ -114,7 +114,7 @@ def train_gan(
     pack = pack if _given("pack") else (1 if plain else d["pack"])
     if plain and not _given("lr_decay"):
         lr_decay = "none"
-    if lr_g is not None and lr_d is not None and _given("lr", outside=False):
+    if _given("lr_g", outside=False) and _given("lr_d", outside=False) and _given("lr", outside=False):
         raise UsageError("--lr sets the rate --lr-g or --lr-d leaves out; with both given it does nothing")
     lr_g = common.lr if lr_g is None else lr_g
     lr_d = common.lr if lr_d is None else lr_d

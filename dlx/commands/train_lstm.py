@@ -119,14 +119,16 @@ def train_lstm(
         raise UsageError(f"--embed applies to token inputs (--task text or copy); the {task} task's inputs are "
                          "real numbers")
     # Options that shape the samples do nothing where none are drawn: refused, not ignored.
-    text_only = [f for f, typed in (("--prime", bool(prime)), ("--data", data is not None),
+    text_only = [f for f, typed in (("--prime", _given("prime", outside=bool(prime))), ("--data", data is not None),
                                     ("--temperature", _given("temperature", outside=False)),
                                     ("--sample-len", _given("sample_len", outside=False))) if typed]
     if task != "text" and text_only:
         raise UsageError(f"{text_only[0]} applies to --task text only")
-    if sample_len == 0 and (prime or _given("temperature", outside=False)):
-        raise UsageError(f"{'--prime' if prime else '--temperature'} shapes the samples, and --sample-len 0 asks "
-                         "for none")
+    # Typed, not saved: a run resumed keeps what it was made with (--resume fills the rest).
+    typed_prime = _given("prime", outside=bool(prime))
+    if sample_len == 0 and (typed_prime or _given("temperature", outside=False)):
+        raise UsageError(f"{'--prime' if typed_prime else '--temperature'} shapes the samples, and --sample-len 0 "
+                         "asks for none")
     return TrainLstmConfig(**common.to_dict(), task=task, data=data, cell=cell, hidden=hidden, layers=layers,
                            embed=embed, seq_len=seq_len, forget_bias=forget_bias, clip=clip,
                            temperature=temperature, prime=prime, sample_len=sample_len, from_run=from_run)
