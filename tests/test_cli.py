@@ -124,6 +124,7 @@ def test_sizes_beyond_memory_are_a_clear_runtime_error(in_tmp):
     lines = [l for l in r.stderr.splitlines() if l.startswith("error")]
     assert lines == [lines[0]] and re.match(r"error: out of memory \(\d+\.\d GiB requested\); try smaller sizes", lines[0])
     assert r.records[-1]["event"] == "error" and r.records[-1]["kind"] == "runtime"
+    assert r.records[-1]["run"] == r.records[0]["run"] is not None   # the run its config record named
     # The same failure reported by XLA as INTERNAL (a 1e6-wide net's weights at init).
     r = dlx("grad-probe", "--width", "1000000", "--out", "wide")
     assert r.code == 1 and re.search(r"error: out of memory \(\d+\.\d GiB requested\)", r.stderr), r.stderr

@@ -83,6 +83,27 @@ def test_a_run_on_a_relative_data_path_resumes_from_anywhere(in_tmp, monkeypatch
     assert r.code == 0 and r.summary["steps"] == 8, r.stderr
 
 
+def test_options_resume_fills_in_are_not_checked_as_typed(in_tmp):
+    # A run whose saved settings would now be refused if typed (made before the refusal:
+    # --prime with --sample-len 0) still resumes; and train-gan's saved --lr-g and --lr-d
+    # do not make a typed --lr "do nothing".
+    args = ("--steps", "2", "--hidden", "8", "--seq-len", "8", "--batch-size", "4", "--eval-every", "2",
+            "--sample-len", "0")
+    assert dlx("train-lstm", *args, "--out", "lm").code == 0
+    with open("lm/config.json") as f:
+        saved = json.load(f)
+    saved["config"]["prime"] = "th"
+    with open("lm/config.json", "w") as f:
+        json.dump(saved, f)
+    r = dlx("train-lstm", "--resume", "lm", "--steps", "4")
+    assert r.code == 0, r.stderr
+    assert dlx("train-gan", "--dataset", "ring8", "--steps", "2", "--out", "gan").code == 0
+    with open("gan/config.json") as f:
+        lr = json.load(f)["config"]["lr"]
+    r = dlx("train-gan", "--resume", "gan", "--steps", "4", "--lr", str(lr))
+    assert r.code == 0, r.stderr
+
+
 def test_from_run_samples_without_training_or_writing(text_run, in_tmp):
     _, out = text_run
     r = dlx("train-lstm", "--from", out, "--steps", "0", "--prime", "def ", "--sample-len", "25", "--json")
