@@ -49,7 +49,7 @@ def dlx(*args: str) -> DlxResult:
     from dlx.rundir import LOCK, is_run_file
 
     run_dir = _run_dir(args)
-    before = _listing(run_dir)
+    before, runs_before = _listing(run_dir), _listing("runs")   # runs/: where a run without --out goes
 
     out, err = io.StringIO(), io.StringIO()
     code = 0
@@ -67,8 +67,11 @@ def dlx(*args: str) -> DlxResult:
                 os.environ.pop("XLA_FLAGS", None)
             else:
                 os.environ["XLA_FLAGS"] = flags
-    unknown = sorted(n for n in _listing(run_dir) - before if n != LOCK and not is_run_file(n))
-    assert not unknown, f"dlx wrote {unknown} to {run_dir}: add them to dlx.rundir.RUN_FILES"
+    added = {run_dir: _listing(run_dir) - before} if run_dir else {
+        os.path.join("runs", d): _listing(os.path.join("runs", d)) for d in _listing("runs") - runs_before}
+    for path, names in added.items():
+        unknown = sorted(n for n in names if n != LOCK and not is_run_file(n))
+        assert not unknown, f"dlx wrote {unknown} to {path}: add them to dlx.rundir.RUN_FILES"
     return DlxResult(code, out.getvalue(), err.getvalue())
 
 
