@@ -14,6 +14,7 @@ import importlib
 import json
 import os
 import re
+import shlex
 import signal
 import sys
 import threading
@@ -36,7 +37,7 @@ def _merge_resume(cfg, explicit: set[str]):
     old = saved["config"]
     if old.get("command") != cfg.command:
         raise UsageError(f"--resume {cfg.resume}: that run was made by `dlx {old.get('command')}`, not `dlx {cfg.command}`")
-    if cfg.out and os.path.abspath(cfg.out) != os.path.abspath(cfg.resume):
+    if cfg.out and os.path.realpath(cfg.out) != os.path.realpath(cfg.resume):
         raise UsageError(f"--out {cfg.out} and --resume {cfg.resume} differ; a resumed run writes into "
                          "its own directory (leave --out out)")
     if "steps" in explicit and isinstance(old.get("steps"), int) and cfg.steps < old["steps"]:
@@ -382,10 +383,16 @@ def _interrupted(cfg, run) -> str:
     """The message for a signal outside training's loop (fit handles those inside it):
     before anything was saved, or between two models of a sweep (or while one compiles),
     when the models finished so far are saved and --resume continues from them."""
-    ck = os.path.join(run.dir.path, "checkpoints") if run is not None and run.dir is not None else None
-    if ck is None or not any(d.isdigit() for _, dirs, _ in os.walk(ck) for d in dirs):
+    if run is None or run.dir is None:
         return "interrupted before the first checkpoint; nothing to resume"
-    return f"interrupted between checkpoints; what was saved is kept. Resume with: dlx {cfg.command} --resume {run.dir.path}"
+    resume = f"dlx {cfg.command} --resume {shlex.quote(run.dir.path)}"
+    _, trained, saved = _progress(run.dir.path)
+    if saved:
+        return f"interrupted between checkpoints; what was saved is kept. Resume with: {resume}"
+    if trained:   # --resume refuses such a run (it would train again from step 0)
+        return (f"interrupted before the first checkpoint; nothing to resume: start it anew with "
+                f"dlx {cfg.command} --out {shlex.quote(run.dir.path)} --force")
+    return f"interrupted before the first step; the run directory is kept, and {resume} starts it"
 
 
 def _exit(run, out, code: int) -> None:

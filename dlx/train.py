@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import shlex
 import signal
 import time
 from dataclasses import dataclass, field
@@ -454,7 +455,7 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
                 out.stop_progress()
                 how = "SIGINT" if sig.caught == signal.SIGINT else "SIGTERM"
                 raise Interrupted(f"{how} at step {pos}: checkpoint saved. Resume with: "
-                                  f"dlx {run.cfg.command} --resume {run.dir.path}" if run.dir is not None else
+                                  f"dlx {run.cfg.command} --resume {shlex.quote(run.dir.path)}" if run.dir is not None else
                                   f"{how} at step {pos}")
     out.stop_progress()
     if not trains and not last_eval:

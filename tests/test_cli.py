@@ -79,6 +79,9 @@ def test_version_and_module_entry_point():
     (["cnn-demo", "--out", ""], "--out must name a directory"),
     (["cnn-demo", "--coordinator", "127.0.0.1:1234"], "joins a multi-host run"),
     (["train-gan", "--dataset", "ring8", "--lr-g", "1e-3", "--lr-d", "1e-3", "--lr", "0.5"], "it does nothing"),
+    # Each failed as an internal error (exit 1) once the work had begun.
+    (["bench", "ring8", "--batch", "3"], "--batch 3 must be a multiple of 2 for ring8"),
+    (["grad-probe", "--arch", "rnn", "--seq-len", "1"], "--seq-len must be at least 2"),
     # A malformed address failed with an IndexError inside JAX; a port out of range hung.
     (["cnn-demo", "--coordinator", "bad", "--num-processes", "2"], "--coordinator must be HOST:PORT"),
     (["cnn-demo", "--coordinator", "127.0.0.1:99999", "--num-processes", "2"], "a port from 1 to 65535"),

@@ -101,6 +101,14 @@ def test_refuses_to_overwrite_a_run_unless_forced(in_tmp):
     assert r.code == 0 and json.load(open("run/summary.json"))["test_loss"] == r.summary["test_loss"]
 
 
+def test_resume_through_a_symlink_names_the_same_run(in_tmp):
+    # --out LINK (a symlink to the run) beside --resume REAL is DIR itself, not "differ".
+    assert dlx("cnn-demo", *FAST, "--out", "real").code == 0
+    os.symlink("real", "link")
+    r = dlx("cnn-demo", "--resume", "real", "--out", "link", "--steps", "40", "--json")
+    assert r.code == 0 and r.event("train")[-1]["step"] == 40, r.stderr
+
+
 def test_force_deletes_only_the_old_runs_files(in_tmp):
     # "--force deletes a run's files, never anyone else's": a note or a folder of the
     # user's kept inside a run directory survives its replacement.
@@ -328,18 +336,21 @@ def test_a_signal_between_two_models_names_what_is_saved(tmp_path, saved):
     before = signal.getsignal(signal.SIGTERM)
     out = io.StringIO()
     with redirect_stdout(out), pytest.raises(SystemExit) as e:
-        execute(Common(command="compare-rnn", steps=20, out=str(tmp_path / "run"), json=True, quiet=True),
+        execute(Common(command="compare-rnn", steps=20, out=str(tmp_path / "my run"), json=True, quiet=True),
                 "_dlx_test_task")
     del sys.modules["_dlx_test_task"]
     assert e.value.code == 130
     err = [json.loads(l) for l in out.getvalue().splitlines()][-1]
     assert err["event"] == "error" and err["kind"] == "interrupted"
+    # The command is one a shell takes as it is (the path quoted), and one that works: with
+    # nothing trained yet, --resume starts the kept run (it said "nothing to resume").
+    resume = f"dlx compare-rnn --resume '{tmp_path / 'my run'}'"
     if saved:
-        assert err["message"].endswith(f"Resume with: dlx compare-rnn --resume {tmp_path / 'run'}")
+        assert err["message"].endswith(f"Resume with: {resume}")
     else:
-        assert err["message"] == "interrupted before the first checkpoint; nothing to resume"
+        assert err["message"] == f"interrupted before the first step; the run directory is kept, and {resume} starts it"
     assert signal.getsignal(signal.SIGTERM) is before          # the caller's handler is back
-    assert (tmp_path / "run" / "config.json").exists()          # an interrupted run is kept
+    assert (tmp_path / "my run" / "config.json").exists()       # an interrupted run is kept
 
 
 def test_a_sigint_swallowed_by_a_gc_callback_still_ends_the_run(tmp_path, capsys):

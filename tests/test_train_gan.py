@@ -237,7 +237,13 @@ def test_malformed_data_file(in_tmp):
     np.savez(in_tmp / "small.npz", x=np.zeros((12, 8, 8), np.uint8), y=np.zeros(12, np.uint8))
     r = dlx("train-gan", "--dataset", "mnist", "--data", str(in_tmp / "small.npz"))
     assert r.code == 2 and "expected 28x28 images" in r.stderr
-    assert sorted(os.listdir(in_tmp)) == ["bad.npz", "small.npz"]
+    # 4 images split 3:1: one test image has no covariance for the judge's Fréchet distance
+    # (that failed as an internal error after the judge and the GAN had trained).
+    rng = np.random.default_rng(0)
+    np.savez(in_tmp / "tiny.npz", x=rng.integers(0, 256, (4, 28, 28)).astype(np.uint8), y=np.full(4, 3))
+    r = dlx("train-gan", "--dataset", "mnist", "--data", str(in_tmp / "tiny.npz"), "--steps", "2")
+    assert r.code == 2 and "needs at least 2 test images" in r.stderr, r.stderr
+    assert sorted(os.listdir(in_tmp)) == ["bad.npz", "small.npz", "tiny.npz"]
 
 
 def test_collapse_warning_when_coverage_falls():

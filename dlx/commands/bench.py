@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from dlx.commands.train_gan import RING
 from dlx.config import choice, command, given, nonneg_int, positive_int
 from dlx.errors import UsageError
 
@@ -77,6 +78,9 @@ def bench(
             raise UsageError(f"--{name.replace('_', '-')} applies to {', '.join(readers)} only, not to {' '.join(names)}")
     if batch is not None:
         positive_int("--batch", batch)
+        if "ring8" in names and batch % RING["pack"]:
+            raise UsageError(f"--batch {batch} must be a multiple of {RING['pack']} for ring8 (its discriminator "
+                             f"judges packs of {RING['pack']}, as train-gan's does)")
     if g_fakes is not None:
         choice("--g-fakes", g_fakes, ("fresh", "reuse"))
     for n, v in (("--seq", seq), ("--hidden", hidden), ("--embed", embed), ("--vocab", vocab),

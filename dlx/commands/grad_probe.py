@@ -94,6 +94,8 @@ def grad_probe(
     cells = str_list("--cell", cell, CELLS)
     radii = float_list("--spectral-radius", spectral_radius)
     positive_int("--seq-len", seq_len)
+    if arch == "rnn" and seq_len < 2:
+        raise UsageError(f"--seq-len must be at least 2: a per-step decay is fitted over the steps back from T, got {seq_len}")
     steps = common.steps
     if train_steps is not None:
         if train_steps < 0:

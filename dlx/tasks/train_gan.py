@@ -22,6 +22,7 @@ import optax
 from flax import nnx
 
 from dlx import plots, stats
+from dlx.errors import UsageError
 from dlx.metrics import gan as metrics
 from dlx.models.gan import Discriminator, Generator, MLPDiscriminator, MLPGenerator
 from dlx.train import Trainer, epoch_batch, fit, param_count, shard_batch
@@ -194,6 +195,9 @@ def run(cfg, run):
         from dlx.data import load_images
 
         images = load_images(cfg.dataset, cfg.data)  # bad --data: UsageError, nothing written
+        if len(images.x_test) < 2:  # found only after the judge and the GAN had trained: exit 1
+            raise UsageError(f"--data {cfg.data}: train-gan needs at least 2 test images (the judge's Fréchet "
+                             f"distance compares covariances), the file gives {len(images.x_test)}")
         shape = images.shape
         train_data = images.x_train * 2.0 - 1.0  # [-1, 1], the generator's tanh range
         real_batch, extra = image_batch(len(train_data), cfg.batch_size), images.describe()
