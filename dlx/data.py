@@ -10,9 +10,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import math
 import os
 import struct
 import sys
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,7 +76,7 @@ def _cached(name: str, keys: tuple[str, ...], build) -> dict[str, np.ndarray]:
 
 
 def digits() -> ImageData:
-    """scikit-learn's bundled 8x8 digits (1,797 images, pixel values 0..16): 1,437 train, 360 test."""
+    """scikit-learn's bundled 8x8 digits (1,797 images, pixel values 0..16): 1,438 train, 359 test."""
     def build():
         from sklearn.datasets import load_digits  # ~1.3 s of imports: only on a cold cache
 
@@ -124,7 +126,7 @@ def _read_bytes(path: str, what: str) -> bytes:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:
             raise UsageError(f"{what} {path}: damaged gzip data ({e})") from None
     return raw
 
@@ -139,7 +141,7 @@ def read_idx(path: str, what: str = "--data") -> np.ndarray:
         raise UsageError(f"{what} {path}: IDX header names {ndim} dimensions; expected 3 (images) or 1 (labels)")
     dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
     body = raw[4 + 4 * ndim:]
-    need = int(np.prod(dims))
+    need = math.prod(dims)  # Python ints: a numpy product wraps past 2**63 and could pass this check
     if len(body) != need:
         raise UsageError(f"{what} {path}: truncated or padded IDX data ({len(body)} bytes where {need} expected)")
     return np.frombuffer(body, np.uint8).reshape(dims)
@@ -194,7 +196,9 @@ def image_file(name: str, path: str) -> ImageData:
         try:
             f = np.load(io.BytesIO(raw), allow_pickle=False)
         except Exception:
-            raise UsageError(f"--data {path}: not a readable .npz file") from None
+            f = None
+        if not isinstance(f, np.lib.npyio.NpzFile):  # unreadable, or a .npy array under that name
+            raise UsageError(f"--data {path}: not a readable .npz file")
         keys = set(f.files)
 
         def array(k):
@@ -214,7 +218,13 @@ def image_file(name: str, path: str) -> ImageData:
         else:
             raise UsageError(f"--data {path}: .npz needs arrays x_train, y_train, x_test, y_test (or x, y); has {sorted(keys)}")
         _check_split(((parts[0], parts[1]), (parts[2], parts[3])), path, single=single)
-        scale = 255.0 if np.asarray(parts[0]).max() > 1.0 else 1.0
+        # One range for the file: from all its images (x_train's alone let an x_test in
+        # [0, 255] through, 255x too bright), and two sets in different ones are refused.
+        top = [float(np.max(parts[0])), float(np.max(parts[2]))]
+        if not single and max(top) > 1.0 and 0.0 < min(top) <= 1.0:
+            raise UsageError(f"--data {path}: x_train and x_test are in different ranges (largest pixel "
+                             f"{top[0]:g} vs {top[1]:g}): give both in [0, 1] or both in [0, 255]")
+        scale = 255.0 if max(top) > 1.0 else 1.0
         x_tr, y_tr, x_te, y_te = parts
     else:
         x = read_idx(path)

@@ -82,6 +82,8 @@ def test_version_and_module_entry_point():
     # Each failed as an internal error (exit 1) once the work had begun.
     (["bench", "ring8", "--batch", "3"], "--batch 3 must be a multiple of 2 for ring8"),
     (["grad-probe", "--arch", "rnn", "--seq-len", "1"], "--seq-len must be at least 2"),
+    (["grad-probe", "--arch", "rnn", "--lr", "0.5"], "--lr acts during training, which the RNN probe does not do"),
+    (["grad-probe", "--arch", "rnn", "--eval-every", "5"], "--eval-every acts during training"),
     # A malformed address failed with an IndexError inside JAX; a port out of range hung.
     (["cnn-demo", "--coordinator", "bad", "--num-processes", "2"], "--coordinator must be HOST:PORT"),
     (["cnn-demo", "--coordinator", "127.0.0.1:99999", "--num-processes", "2"], "a port from 1 to 65535"),

@@ -68,6 +68,9 @@ def _bad_npz_cases():
         "negative pixels": (dict(x=f - 300.0, y=y), "[0, 1] or [0, 255]"),
         "object array": (dict(x=np.array([None] * 12, dtype=object), y=y), "without pickle"),
         "text labels": (dict(x=x, y=np.array(["a"] * 12)), "integers"),
+        # x_train in [0, 1], x_test in [0, 255]: the scale came from x_train alone, and the
+        # test images went in 255x too bright.
+        "sets in two ranges": (dict(x_train=f / 255, y_train=y, x_test=x, y_test=y), "different ranges"),
     }
 
 
@@ -83,6 +86,30 @@ def test_bad_npz_is_refused_before_training_with_a_message_naming_the_problem(tm
     with pytest.raises(UsageError, match=None) as e:
         image_file("mnist", str(path))
     assert message in str(e.value) and str(path) in str(e.value)
+
+
+def test_damaged_files_are_refused_not_internal_errors(tmp_path):
+    # Each of these was an internal error (exit 1): damaged deflate data, an IDX header
+    # whose size overflows int64, a .npy array saved under a .npz name.
+    import gzip
+    import struct
+
+    from dlx.errors import UsageError
+
+    x, y = _images(12)
+    packed = bytearray(gzip.compress(_idx(x)))
+    for i in range(20, 60):
+        packed[i] ^= 0xFF
+    (tmp_path / "bad-images-idx3-ubyte.gz").write_bytes(bytes(packed))
+    (tmp_path / "huge-images-idx3-ubyte").write_bytes(b"\0\0\x08\x03" + struct.pack(">III", 2**31, 2**31, 4))
+    np.save(tmp_path / "arr.npy", x)
+    os.replace(tmp_path / "arr.npy", tmp_path / "arr.npz")
+    for name, message in (("bad-images-idx3-ubyte.gz", "damaged gzip data"),
+                          ("huge-images-idx3-ubyte", "truncated or padded IDX data"),
+                          ("arr.npz", "not a readable .npz file")):
+        with pytest.raises(UsageError) as e:
+            image_file("mnist", str(tmp_path / name))
+        assert message in str(e.value), str(e.value)
 
 
 def test_a_damaged_dataset_cache_is_rebuilt_not_an_internal_error(tmp_path, monkeypatch):

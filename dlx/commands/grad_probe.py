@@ -105,6 +105,11 @@ def grad_probe(
         steps = train_steps
     if arch == "rnn" and _given("steps"):
         raise UsageError("--steps / --train-steps apply to --arch mlp only (the RNN probe measures the initial cell)")
+    if arch == "rnn":  # it never trains: training's options would be stored and do nothing
+        for name in ("lr", "log_every", "eval_every"):
+            if _given(name):
+                raise UsageError(f"--{name.replace('_', '-')} acts during training, which the RNN probe does not do "
+                                 "(it measures the initial cell)")
     if clip > 0 and steps == 0 and not common.resume:  # resumed: the saved run's steps count
         raise UsageError("--clip acts during training: add --train-steps N")
     if arch == "mlp" and steps == 0 and not common.resume:
