@@ -191,7 +191,7 @@ def image_file(name: str, path: str) -> ImageData:
     """`mnist` / `fashion-mnist` from a .npz (x_train/y_train/x_test/y_test, or x/y) or an
     IDX images file with its labels beside it (t10k-images-idx3-ubyte[.gz] ->
     t10k-labels-idx1-ubyte[.gz]). A single set is split 5:1 into train and test."""
-    if path.endswith(".npz"):
+    if path.lower().endswith(".npz"):
         raw = _read_bytes(path, "--data")
         try:
             f = np.load(io.BytesIO(raw), allow_pickle=False)

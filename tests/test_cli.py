@@ -74,6 +74,8 @@ def test_version_and_module_entry_point():
     (["cnn-demo", "--shapes-only", "--noise", "0.3"], "--noise does nothing with --shapes-only"),
     (["cnn-demo", "--shapes-only", "--steps", "5"], "--steps does nothing with --shapes-only"),
     (["cnn-demo", "--shapes-only", "--seed", "3"], "--seed does nothing with --shapes-only"),
+    (["cnn-demo", "--shapes-only", "--no-mlp-baseline"], "--no-mlp-baseline does nothing"),   # named --mlp-baseline
+    (["cnn-demo", "--pool", "none", "--padding", "valid", "--kernel", "9"], "or a smaller --kernel or --stride"),
     (["cnn-demo", "--pool", "none", "--pool-size", "3"], "--pool-size applies to --pool max or avg"),
     (["compare-rnn", "--match-params", "--cells", "gru"], "give two or more --cells"),
     (["cnn-demo", "--out", ""], "--out must name a directory"),

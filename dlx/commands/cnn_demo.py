@@ -74,6 +74,8 @@ def cnn_demo(
                      "feature_maps", "resume", "devices", "seed"):
             if _given(name):
                 flag = "--" + name.replace("_", "-")
+                if name == "mlp_baseline":   # a switch: name the spelling typed
+                    flag = "--mlp-baseline / --no-mlp-baseline"
                 raise UsageError(f"{flag} does nothing with --shapes-only (the layer table alone: no training)")
     return CnnDemoConfig(**common.to_dict(), dataset=dataset, data=data, channels=chans, kernel=kernel,
                          stride=stride, padding=padding, pool=pool, pool_size=pool_size, hidden=hidden,

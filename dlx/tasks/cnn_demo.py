@@ -43,7 +43,9 @@ def run(cfg, run):
         # per layer shape (4.3 s of a cold run, again for every new --channels or --kernel).
         shaped = nnx.eval_shape(lambda: make(nnx.Rngs(0)))
     except ValueError as e:
-        raise UsageError(f"{e}; try --padding same, a smaller --kernel or --stride, or --pool none") from None
+        tries = ["--padding same" if cfg.padding == "valid" else None, "a smaller --kernel or --stride",
+                 "--pool none" if cfg.pool != "none" else None]
+        raise UsageError(f"{e}; try " + ", or ".join(t for t in tries if t)) from None
     layers = layer_table(shaped, data.shape, kernel=cfg.kernel, stride=cfg.stride, padding=cfg.padding)
     n_params = param_count(nnx.state(shaped, nnx.Param))
 
