@@ -115,7 +115,13 @@ class RunDir:
         leftovers = [n for n in os.listdir(path) if n != LOCK]
         if leftovers and not force:
             self.close()
-            raise UsageError(f"--out {path} already holds a run: use --resume {path} to continue it or --force to replace it")
+            try:   # a layer table saved with --shapes-only has no training to continue
+                table_only = read_config(path)["config"].get("shapes_only") is True
+            except UsageError:
+                table_only = False
+            raise UsageError(f"--out {path} already holds a layer table: --force to replace it" if table_only else
+                             f"--out {path} already holds a run: use --resume {path} to continue it or --force to "
+                             "replace it")
         for n in filter(is_run_file, leftovers):  # --force: the old run's files, no one else's
             p = os.path.join(path, n)
             shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.unlink(p)

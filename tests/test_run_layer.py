@@ -109,6 +109,13 @@ def test_resume_through_a_symlink_names_the_same_run(in_tmp):
     assert r.code == 0 and r.event("train")[-1]["step"] == 40, r.stderr
 
 
+def test_a_saved_layer_table_is_not_offered_to_resume(in_tmp):
+    # --resume refuses --shapes-only, so the refusal to overwrite one must not suggest it.
+    assert dlx("cnn-demo", "--shapes-only", "--out", "table").code == 0
+    r = dlx("cnn-demo", "--shapes-only", "--out", "table")
+    assert r.code == 2 and "already holds a layer table: --force to replace it" in r.stderr, r.stderr
+
+
 def test_force_deletes_only_the_old_runs_files(in_tmp):
     # "--force deletes a run's files, never anyone else's": a note or a folder of the
     # user's kept inside a run directory survives its replacement.
