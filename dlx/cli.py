@@ -74,7 +74,7 @@ def _fail(msg: str, code: int, kind: str, argv: list[str]) -> None:
             # Every record names its run and command; no run exists yet (null).
             command = next((a for a in argv if a in REGISTRY), None)
             print(json.dumps({"schema": 1, "event": "error", "run": None, "command": command, "kind": kind,
-                              "message": msg, "exit_code": code}))
+                              "message": msg, "exit_code": code}, separators=(",", ":")))   # as every record
         except BrokenPipeError:
             pass
     sys.exit(code)

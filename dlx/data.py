@@ -298,7 +298,7 @@ def load_text(path: str | None, *, min_chars: int = 2) -> Corpus:
     if b"\x00" in raw[:65536]:
         raise UsageError(f"--data {path}: looks binary (NUL bytes); expected UTF-8 text")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")   # a byte-order mark says how the file is encoded; it is not text
     except UnicodeDecodeError as e:
         raise UsageError(f"--data {path}: not valid UTF-8 (byte {e.start})") from None
     if len(text) < min_chars:

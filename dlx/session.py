@@ -70,7 +70,7 @@ def _merge_resume(cfg, explicit: set[str]):
     summary, trained, saved_steps = _progress(cfg.resume)
     if summary is not None and getattr(merged, "steps", 0) <= (old.get("steps") or 0):
         raise _Complete(summary)
-    if summary is None and trained and not saved_steps:
+    if trained and not saved_steps:   # also a complete run given a larger --steps
         raise UsageError(f"--resume {cfg.resume}: the run has trained (metrics.jsonl holds its steps) but has no "
                          f"checkpoint left to continue from; start it anew with --out {cfg.resume} --force")
     return merged, saved.get("run")

@@ -20,6 +20,7 @@ data and noise the uninterrupted one would have.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 import shlex
@@ -34,7 +35,7 @@ import numpy as np
 
 from dlx import runtime
 from dlx.checkpoint import Checkpointer
-from dlx.errors import Interrupted, RunFailure
+from dlx.errors import Interrupted, RunFailure, UsageError
 from dlx.output import StdoutClosed
 
 State = Any
@@ -284,6 +285,11 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
         start = int(meta["step"])
         out.info(f"resumed {trainer.name} from step {start}")
     else:
+        if run.resumed and run.dir is not None and _has_trained(run.dir.file("metrics.jsonl"), trainer):
+            # Its checkpoint is gone (deleted by hand): training it again from step 0 would
+            # log its steps twice, and end elsewhere than the run it continues.
+            raise UsageError(f"--resume {run.dir.path}: {trainer.name} has trained (metrics.jsonl holds its steps) "
+                             f"but its checkpoint is gone; start the run anew with --out {run.dir.path} --force")
         state = init_program(init)(key)
     state = _replicate(state)
 
@@ -467,6 +473,25 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
                      compile_s=round(compile_s, 3), ms_per_step=round(ms, 4) if done_steps else None,
                      examples_per_s=round(examples * 1e3 / ms, 1) if done_steps else None,
                      peak_bytes=peak_bytes(), diverged=dict(diverged))
+
+
+def _has_trained(metrics_path: str, trainer: Trainer) -> bool:
+    """Whether metrics.jsonl holds a train record of this fit, known by its tag (or its
+    members'). An untagged fit (a run's main model) is left to the session, which refuses a
+    run that has trained and has no checkpoint at all."""
+    tags = [{**trainer.tag, **m} for m in trainer.members] if trainer.members else [trainer.tag]
+    if not all(tags):
+        return False
+    try:
+        with open(metrics_path, encoding="utf-8") as f:
+            for line in f:
+                if '"event":"train"' in line:
+                    rec = json.loads(line)
+                    if any(all(rec.get(k) == v for k, v in t.items()) for t in tags):
+                        return True
+    except (OSError, ValueError):
+        return False
+    return False
 
 
 def chunked(step_fn):

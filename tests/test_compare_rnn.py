@@ -284,3 +284,24 @@ def test_a_run_of_zero_steps_draws_its_figure_without_warnings(in_tmp):
     assert r.code == 0 and r.stderr == "", r.stderr
     assert os.path.isfile("zero/compare.png")
     assert not [w for w in caught if "legend" in str(w.message)], [str(w.message) for w in caught]
+
+
+def test_resume_refuses_a_changed_length_and_a_model_whose_checkpoint_is_gone(in_tmp):
+    # --seq-len (the config's seq_lens) typed anew was dropped without a word; a model whose
+    # checkpoint was deleted trained again from step 0, its records logged twice.
+    import shutil
+
+    args = ("--task", "adding", "--cells", "gru,lstm", "--seq-len", "6,8", "--hidden", "4", "--seeds", "1",
+            "--steps", "10", "--eval-every", "10", "--log-every", "5", "--quiet")
+    assert dlx("compare-rnn", *args, "--out", "run").code == 0
+    r = dlx("compare-rnn", "--resume", "run", "--seq-len", "6", "--steps", "20")
+    assert r.code == 2 and "--seq-len" in r.stderr and "differs" in r.stderr, r.stderr
+    assert dlx("compare-rnn", "--resume", "run", "--seq-len", "8,6", "--steps", "10").code == 0  # the same lengths
+    before = open("run/metrics.jsonl").read()
+    shutil.rmtree("run/checkpoints/lstm-T6")
+    r = dlx("compare-rnn", "--resume", "run", "--steps", "20")
+    assert r.code == 2 and "lstm-T6 has trained" in r.stderr, r.stderr
+    assert open("run/metrics.jsonl").read() == before                # left as it was
+    shutil.rmtree("run/checkpoints")
+    r = dlx("compare-rnn", "--resume", "run", "--steps", "20")       # complete, every checkpoint gone
+    assert r.code == 2 and "no checkpoint left" in r.stderr, r.stderr

@@ -122,3 +122,12 @@ def test_a_damaged_dataset_cache_is_rebuilt_not_an_internal_error(tmp_path, monk
             (tmp_path / name).write_bytes(b"PK\x03\x04garbage")   # a zip header, then nothing
     again = digits()
     assert (again.y_train == good.y_train).all() and again.x_train.shape == good.x_train.shape
+
+
+def test_a_byte_order_mark_is_not_a_character_of_the_corpus(tmp_path):
+    from dlx.data import load_text
+
+    (tmp_path / "bom.txt").write_bytes(("\ufeff" + "the cat sat on the mat. " * 20).encode("utf-8"))
+    (tmp_path / "plain.txt").write_text("the cat sat on the mat. " * 20, encoding="utf-8")
+    a, b = load_text(str(tmp_path / "bom.txt")), load_text(str(tmp_path / "plain.txt"))
+    assert a.text.startswith("the cat") and set(a.text) == set(b.text)

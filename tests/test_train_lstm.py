@@ -194,6 +194,7 @@ def test_bad_text_files(in_tmp, content, needle):
     (["--prime", "the", "--sample-len", "0"], "--prime shapes the samples, and --sample-len 0 asks for none"),
     (["--temperature", "0.5", "--sample-len", "0"], "--temperature shapes the samples"),
     (["--from", "nowhere", "--steps", "0", "--resume", "r"], "--from and --resume contradict each other"),
+    (["--from", "nowhere", "--steps", "0", "--sample-len", "0"], "--sample-len 0 asks for no sample"),
 ])
 def test_bad_options(in_tmp, args, needle):
     extra = [] if "--steps" in args else ["--steps", "1"]

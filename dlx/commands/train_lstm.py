@@ -81,6 +81,8 @@ def train_lstm(
                              "(to train a saved run further, use --resume RUN_DIR)")
         if common.resume is not None:
             raise UsageError("--from and --resume contradict each other: --from samples, --resume trains on")
+        if sample_len == 0:
+            raise UsageError("--from samples from a saved run, and --sample-len 0 asks for no sample")
         if data is not None or task != "text":
             raise UsageError("--from uses the saved run's model and vocabulary; --data and --task do not apply")
         # The model's own settings come from the saved run, and nothing is written: an option

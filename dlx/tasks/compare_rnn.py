@@ -169,7 +169,9 @@ def verdicts(task, cfg, widths, by_len) -> list[dict]:
     if have("gru", "lstm"):
         g, l = last["gru"]["peak_bytes"], last["lstm"]["peak_bytes"]
         if g is None or l is None:
-            out.append({"claim": claim, "supported": None, "evidence": "XLA reported no memory analysis here"})
+            why = ("--steps 0: no training step was compiled to measure" if cfg.steps == 0
+                   else "XLA reported no memory analysis here")
+            out.append({"claim": claim, "supported": None, "evidence": why})
         else:
             out.append({"claim": claim, "supported": g < l,
                         "evidence": f"peak memory of the compiled training step at T={T} (XLA memory analysis, "
