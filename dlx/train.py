@@ -406,6 +406,7 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
                     at, name, value = hit
                     diverged[j] = (f"{name} became {'NaN' if math.isnan(value) else 'Inf'} at step {at}; "
                                    "this model stopped, the others trained on")
+                    out.emit("info", {"step": at, **tag, **members[j], "diverged": diverged[j]})
                     out.info(f"[yellow]{' '.join(map(str, members[j].values()))}: {diverged[j]}[/]")
             if bad is not None:
                 at, name, value = bad
@@ -414,7 +415,11 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
                 where = (f"last good checkpoint: step {kept} in {run.dir.path}; start again with a smaller --lr "
                          "or with clipping" if kept is not None else "no checkpoint had been written yet")
                 what = "NaN" if math.isnan(value) else "Inf"
-                raise RunFailure(f"{name} became {what} at step {at}; training stopped ({where})")
+                message = f"{name} became {what} at step {at}; training stopped ({where})"
+                # Said in metrics.jsonl too: a resume knows this fit's steps without a
+                # checkpoint are a divergence, which it may run into again, not a loss.
+                out.emit("info", {"step": at, **tag, "diverged": message})
+                raise RunFailure(message)
             state = new_state  # the old one was donated to the step
             if members is not None and len(diverged) == nm:
                 break  # every member diverged: nothing left to train
@@ -476,22 +481,27 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
 
 
 def _has_trained(metrics_path: str, trainer: Trainer) -> bool:
-    """Whether metrics.jsonl holds a train record of this fit, known by its tag (or its
-    members'). An untagged fit (a run's main model) is left to the session, which refuses a
+    """Whether metrics.jsonl holds train records of this fit (known by its tag, or its
+    members'), and no record that it diverged: steps without a checkpoint then mean a lost
+    checkpoint. An untagged fit (a run's main model) is left to the session, which refuses a
     run that has trained and has no checkpoint at all."""
     tags = [{**trainer.tag, **m} for m in trainer.members] if trainer.members else [trainer.tag]
     if not all(tags):
         return False
+    trained = set()
     try:
         with open(metrics_path, encoding="utf-8") as f:
             for line in f:
-                if '"event":"train"' in line:
+                if '"event":"train"' in line or '"diverged"' in line:
                     rec = json.loads(line)
-                    if any(all(rec.get(k) == v for k, v in t.items()) for t in tags):
-                        return True
+                    for i, t in enumerate(tags):
+                        if all(rec.get(k) == v for k, v in t.items()):
+                            if "diverged" in rec:
+                                return False
+                            trained.add(i)
     except (OSError, ValueError):
         return False
-    return False
+    return bool(trained)
 
 
 def chunked(step_fn):

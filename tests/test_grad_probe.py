@@ -156,6 +156,19 @@ def test_divergence_without_clipping_exits_1_naming_the_step(tmp_path):
     assert os.listdir(tmp_path / "sweep" / "checkpoints") == ["relu_depth10"]  # one fit, one checkpoint
 
 
+def test_a_sweep_with_a_net_that_diverged_before_any_checkpoint_resumes(tmp_path):
+    # relu x1.5 diverges at step 3, before its first checkpoint; tanh trains on in its own
+    # program. Its train records without a checkpoint are a divergence, not a lost
+    # checkpoint: extending the run must not be refused (it was, exit 2).
+    out = str(tmp_path / "sw")
+    r = dlx("grad-probe", "--activation", "relu,tanh", "--out", out, *DIVERGES)
+    assert r.code == 1 and "1 of 2 combinations diverged" in r.stderr, r.stderr
+    r = dlx("grad-probe", "--resume", out, "--train-steps", "30", "--json")
+    assert r.code == 1 and "1 of 2 combinations diverged" in r.stderr, r.stderr
+    ok = [x for x in r.summary["results"] if "diverged" not in x]
+    assert [x["steps"] for x in ok] == [30]
+
+
 def test_clipping_prevents_divergence_and_never_exceeds_theta(tmp_path):
     r = _probe(tmp_path / "run", *DIVERGES, "--clip", "1")
     s = r.summary
