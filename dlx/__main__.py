@@ -23,7 +23,7 @@ def main() -> None:
         # Teardown finalizes what libraries left pending: after a damaged checkpoint was
         # reported, orbax's unfinished reads each printed an "Exception ignored" traceback
         # (a hundred lines under the one-line error). DLX_DEBUG=1 keeps them.
-        if not os.environ.get("DLX_DEBUG"):
+        if os.environ.get("DLX_DEBUG", "0").lower() in ("", "0", "false", "no", "off"):  # runtime.debugging()
             sys.unraisablehook = lambda unraisable: None
             # Some come from asyncio's handler on orbax's threads ("Event loop is closed"):
             # past the outcome, nothing on stderr is for the user.

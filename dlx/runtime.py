@@ -21,6 +21,12 @@ def _switched_on(name: str) -> bool:
     return os.environ.get(name, "1").lower() not in ("0", "false", "no", "off")
 
 
+def debugging() -> bool:
+    """DLX_DEBUG: tracebacks for unexpected errors; off unless set to something other than
+    0, false, no or off (DLX_DEBUG=0 turned it on)."""
+    return os.environ.get("DLX_DEBUG", "0").lower() not in ("", "0", "false", "no", "off")
+
+
 def compile_cache_enabled() -> bool:
     return _switched_on("DLX_COMPILE_CACHE")
 
@@ -179,6 +185,11 @@ def setup_jax(devices: int = 1) -> None:
     if devices > 1 and os.environ.get("JAX_PLATFORMS", "cpu") == "cpu":
         # On a CPU-only machine, expose N host devices so --devices N works there too.
         _add_xla_flag("xla_force_host_platform_device_count", devices)
+    # An unwritable or damaged compilation cache costs only speed (JAX compiles afresh);
+    # its warnings, dozens a run, were on stderr even under --quiet.
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"Error (reading|writing) persistent compilation cache entry")
     import jax
 
     if "JAX_DEFAULT_MATMUL_PRECISION" not in os.environ:

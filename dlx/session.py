@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 
 from dlx.errors import DlxError, RunFailure, UsageError
 from dlx.output import Output, StdoutClosed, fmt
@@ -374,9 +375,14 @@ def _execute(cfg, task_name: str, explicit) -> None:
             return _exit(run, out, code)
         if not isinstance(e, OSError):
             code = 1
-            if os.environ.get("DLX_DEBUG"):
-                raise
-            _report(out, f"internal error: {type(e).__name__}: {e} (set DLX_DEBUG=1 for the traceback)", RunFailure(str(e)))
+            from dlx import runtime  # (bound here too: the failure may precede the import above)
+
+            if runtime.debugging():
+                # Printed here, not re-raised: Click turns an EOFError raised through it into
+                # an "abort" (exit 130, no word).
+                traceback.print_exc()
+            _report(out, f"internal error: {type(e).__name__}: {e}"
+                         + ("" if runtime.debugging() else " (set DLX_DEBUG=1 for the traceback)"), RunFailure(str(e)))
             return _exit(run, out, code)
         code = 1
         what = "disk full" if e.errno == errno.ENOSPC else (e.strerror or str(e))

@@ -154,3 +154,13 @@ def test_a_step_run_one_call_each_compiles_at_xlas_own_level(monkeypatch, flags,
 
     monkeypatch.setenv("XLA_FLAGS", flags)
     assert runtime.step_compiler_options() == options
+
+
+def test_dlx_debug_is_off_for_0_false_no_off(monkeypatch):
+    from dlx import runtime
+
+    for value, on in (("1", True), ("yes", True), ("0", False), ("false", False), ("OFF", False), ("", False)):
+        monkeypatch.setenv("DLX_DEBUG", value)
+        assert runtime.debugging() is on, value
+    monkeypatch.delenv("DLX_DEBUG")
+    assert runtime.debugging() is False

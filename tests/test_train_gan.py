@@ -83,6 +83,26 @@ def test_digits_judged_and_drawn(in_tmp):
     assert again.summary["judge_accuracy"] == pytest.approx(s["judge_accuracy"])
 
 
+def test_a_damaged_cached_judge_is_trained_again(in_tmp, monkeypatch):
+    # A truncated judge file failed every later run (BadZipFile, exit 1) until deleted by hand.
+    import glob
+    import shutil
+
+    args = ("train-gan", "--steps", "0", "--width", "8", "--latent-dim", "8", "--json")
+    assert dlx(*args, "--out", "a").code == 0    # the session's cache now holds the judge
+    (cached,) = glob.glob(os.path.join(os.environ["DLX_CACHE_DIR"], "gan-judge", "digits-*.npz"))
+    mine = in_tmp / "cache"
+    os.makedirs(mine / "gan-judge")
+    damaged = mine / "gan-judge" / os.path.basename(cached)
+    shutil.copyfile(cached, damaged)
+    os.truncate(damaged, 3000)
+    monkeypatch.setenv("DLX_CACHE_DIR", str(mine))
+    r = dlx(*args, "--out", "b")
+    assert r.code == 0, r.stderr
+    assert [e for e in r.event("train") if e.get("model") == "judge"]   # trained again, before the GAN
+    assert open(damaged, "rb").read() == open(cached, "rb").read()      # and cached whole
+
+
 def test_bench_trainer_is_the_benchmark_dcgan():
     t = __import__("dlx.tasks.train_gan", fromlist=["bench_trainer"]).bench_trainer(batch=8, width=64, g_fakes="reuse")
     state = jax.eval_shape(t.init, jax.random.PRNGKey(0))

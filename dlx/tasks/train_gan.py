@@ -218,7 +218,7 @@ def run(cfg, run):
     # here when not cached, so that its own fit does not run inside the GAN's.
     judge_path = None if toy else _judge_path(images)
     judge = functools.cache(lambda: _judge(run, images, judge_path))
-    if not toy and not os.path.exists(judge_path):
+    if not toy and not _readable(judge_path):  # missing or damaged (a damaged one failed every run)
         judge()
     history: list[tuple[int, np.ndarray]] = []  # toys: seed 0's points at each eval
     best: dict[str, list] = {}
@@ -357,6 +357,17 @@ def _judge_path(images) -> str:
     return os.path.join(cache_dir(), "gan-judge", f"{images.name}-{digest[:16]}.npz")
 
 
+def _readable(path: str) -> bool:
+    """Whether the .npz at path reads whole (every array, so its CRCs are checked)."""
+    try:
+        with np.load(path) as f:
+            for name in f.files:
+                f[name]
+        return True
+    except Exception:   # missing, truncated, a bad CRC: BadZipFile, EOFError, OSError...
+        return False
+
+
 def _judge(run, images, path: str) -> _Judge:
     """The cnn-demo CNN trained on the same data, cached in the per-user cache directory
     keyed by dataset and a hash of the data: trained once, then loaded."""
@@ -376,7 +387,7 @@ def _judge(run, images, path: str) -> _Judge:
             arrays = [f[f"p{i}"] for i in range(len(leaves))]
         if all(a.shape == leaf.shape for a, leaf in zip(arrays, leaves)):
             params = jax.tree.unflatten(treedef, [jnp.asarray(a) for a in arrays])
-    except (OSError, KeyError, ValueError):
+    except Exception:  # missing, truncated, a bad CRC (BadZipFile, EOFError...): trained again
         pass
     if params is None:
         trainer.name, trainer.tag = "judge", {"model": "judge"}
