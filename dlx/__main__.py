@@ -1,7 +1,6 @@
 """`dlx` and `python -m dlx`: signals are caught from the first line on, before the imports
 (a Ctrl-C during them gave a traceback or a crash), then the command line runs."""
 
-import os
 import signal
 import sys
 
@@ -10,6 +9,7 @@ def main() -> None:
     from dlx import runtime
 
     runtime.catch_signals()
+    runtime.mark_cli()
     try:
         from dlx.cli import main as cli_main
 
@@ -23,17 +23,9 @@ def main() -> None:
         # Teardown finalizes what libraries left pending: after a damaged checkpoint was
         # reported, orbax's unfinished reads each printed an "Exception ignored" traceback
         # (a hundred lines under the one-line error). DLX_DEBUG=1 keeps them.
-        if os.environ.get("DLX_DEBUG", "0").lower() in ("", "0", "false", "no", "off"):  # runtime.debugging()
+        if not runtime.debugging():
             sys.unraisablehook = lambda unraisable: None
-            # Some come from asyncio's handler on orbax's threads ("Event loop is closed"):
-            # past the outcome, nothing on stderr is for the user.
-            try:
-                sys.stderr.flush()
-            except (OSError, ValueError):
-                pass
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 2)
-            os.close(devnull)
+            runtime.silence_stderr()  # past the outcome, nothing on stderr is for the user
 
 
 if __name__ == "__main__":

@@ -21,6 +21,38 @@ def _switched_on(name: str) -> bool:
     return os.environ.get(name, "1").lower() not in ("0", "false", "no", "off")
 
 
+_CLI = False  # set by dlx.__main__: this process is the `dlx` command, not a caller's
+
+
+def mark_cli() -> None:
+    global _CLI
+    _CLI = True
+
+
+def silence_stderr() -> None:
+    """After the one-line error of a `dlx` process: libraries' threads still failing (orbax's
+    pending reads of a damaged checkpoint call into a closed event loop) printed tracebacks
+    under it. Not in a caller's process, nor with DLX_DEBUG."""
+    if not _CLI or debugging():
+        return
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
+
+def quiet_library_threads() -> None:
+    """In a `dlx` process (not a caller's; not with DLX_DEBUG), drop the tracebacks that
+    library threads print through sys.excepthook (TensorStore's callbacks into a closed
+    event loop, after a damaged checkpoint: up to 250 lines around the one-line error)."""
+    if _CLI and not debugging():
+        sys.excepthook = lambda *exc: None
+        sys.unraisablehook = lambda unraisable: None
+
+
 def debugging() -> bool:
     """DLX_DEBUG: tracebacks for unexpected errors; off unless set to something other than
     0, false, no or off (DLX_DEBUG=0 turned it on)."""

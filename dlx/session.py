@@ -428,6 +428,9 @@ def _report(out: Output, msg: str, err: DlxError | None, kind: str | None = None
     except StdoutClosed:
         pass
     out.error_line(msg)
+    from dlx import runtime
+
+    runtime.silence_stderr()  # the outcome is said: nothing after it on stderr
 
 
 __all__ = ["execute", "Run", "fmt"]
