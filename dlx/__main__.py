@@ -2,7 +2,6 @@
 (a Ctrl-C during them gave a traceback or a crash), then the command line runs."""
 
 import signal
-import sys
 
 
 def main() -> None:
@@ -23,9 +22,7 @@ def main() -> None:
         # Teardown finalizes what libraries left pending: after a damaged checkpoint was
         # reported, orbax's unfinished reads each printed an "Exception ignored" traceback
         # (a hundred lines under the one-line error). DLX_DEBUG=1 keeps them.
-        if not runtime.debugging():
-            sys.unraisablehook = lambda unraisable: None
-            runtime.silence_stderr()  # past the outcome, nothing on stderr is for the user
+        runtime.silence_stderr()  # past the outcome, nothing on stderr is for the user
 
 
 if __name__ == "__main__":

@@ -241,6 +241,9 @@ COMMON_NAMES = [f.name for f in dataclasses.fields(Common) if f.name != "command
 
 # name -> (typer callback, help); filled in by @command, read by dlx.cli.
 REGISTRY: dict[str, tuple[Callable, str]] = {}
+# Per command, the config fields an option of another name sets (grad-probe's --train-steps
+# sets steps, compare-rnn's --seq-len seq_lens): messages name the option typed.
+OPTION_NAMES: dict[str, dict[str, str]] = {}
 
 
 # Options a resumed run takes from this invocation, never from the saved run.
@@ -310,6 +313,7 @@ def command(name: str, *, task: str, defaults: dict, help: str, common: bool = T
         callback.__annotations__ = {p.name: p.annotation for p in params}
         assert not common or not (own_names & set(COMMON_NAMES)), f"{name} redeclares a common option"
         REGISTRY[name] = (callback, help)
+        OPTION_NAMES[name] = {field: option for option, field in aliases.items()}
         return fn
 
     return deco

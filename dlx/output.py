@@ -14,12 +14,13 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import sys
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from dlx.runtime import to_devnull
 
 SCHEMA = 1
 
@@ -29,13 +30,6 @@ class StdoutClosed(Exception):
     (`dlx ... 2>&1 | head -3`): raised at the next output, or, within
     `Output.deferring_close` (training), left to the caller: fit writes the step's records
     to metrics.jsonl and a checkpoint, then stops, as for a signal."""
-
-
-def _silence(fd: int) -> None:
-    """Point fd at /dev/null, so the interpreter's final flush of it stays quiet too."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, fd)
-    os.close(devnull)
 
 
 def jsonable(x: Any) -> Any:
@@ -123,7 +117,7 @@ class Output:
                 sys.stdout.write(line + "\n")
                 sys.stdout.flush()
             except BrokenPipeError:
-                _silence(sys.stdout.fileno())
+                to_devnull(sys.stdout.fileno())
                 self.json_mode = False
                 self.closed = True
                 self._check_open()
@@ -132,7 +126,7 @@ class Output:
     # ---- people -------------------------------------------------------------------
     def _stderr_closed(self) -> None:
         self.console.quiet = True
-        _silence(sys.stderr.fileno())
+        to_devnull(sys.stderr.fileno())
         self.closed = True
         self._check_open()
 
@@ -152,11 +146,11 @@ class Output:
     def error_line(self, msg: str) -> None:
         # Errors are shown even with --quiet: one line, the only thing a script sees.
         console = Console(stderr=True, highlight=False)
-        console.on_broken_pipe = lambda: _silence(sys.stderr.fileno())  # no reader left: the record has it
+        console.on_broken_pipe = lambda: to_devnull(sys.stderr.fileno())  # no reader left: the record has it
         try:
             console.print(f"[red]error:[/] {msg}", soft_wrap=True)
         except BrokenPipeError:
-            _silence(sys.stderr.fileno())
+            to_devnull(sys.stderr.fileno())
 
     def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
         t = Table(title=title, title_justify="left", header_style="bold")

@@ -29,19 +29,26 @@ def mark_cli() -> None:
     _CLI = True
 
 
+def to_devnull(fd: int) -> None:
+    """Point fd at /dev/null (a closed pipe's, or a finished run's stderr), so that later
+    writes and the interpreter's final flush stay quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
 def silence_stderr() -> None:
     """After the one-line error of a `dlx` process: libraries' threads still failing (orbax's
     pending reads of a damaged checkpoint call into a closed event loop) printed tracebacks
     under it. Not in a caller's process, nor with DLX_DEBUG."""
     if not _CLI or debugging():
         return
+    quiet_library_threads()
     try:
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    os.close(devnull)
+    to_devnull(2)
 
 
 def quiet_library_threads() -> None:

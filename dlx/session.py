@@ -21,6 +21,7 @@ import threading
 import time
 import traceback
 
+from dlx.config import OPTION_NAMES
 from dlx.errors import DlxError, RunFailure, UsageError
 from dlx.output import Output, StdoutClosed, fmt
 from dlx.rundir import RunDir, new_run_id, read_config
@@ -62,7 +63,7 @@ def _merge_resume(cfg, explicit: set[str]):
         if name == "data":  # the same file, however it is reached from here
             val, cur = _data_path(val), _data_path(cur)
         if name in explicit and val != cur:
-            flag = "--" + _OPTION_NAMES.get(name, name).replace("_", "-")
+            flag = "--" + OPTION_NAMES.get(cfg.command, {}).get(name, name).replace("_", "-")
             raise UsageError(f"--resume {cfg.resume}: {flag} {_shown(cur)} differs from the saved run's {_shown(val)}; "
                              "a resumed run keeps its settings (only --steps may grow)")
         merged[name] = val
@@ -75,10 +76,6 @@ def _merge_resume(cfg, explicit: set[str]):
         raise UsageError(f"--resume {cfg.resume}: the run has trained (metrics.jsonl holds its steps) but has no "
                          f"checkpoint left to continue from; start it anew with --out {cfg.resume} --force")
     return merged, saved.get("run")
-
-
-# Config fields set by an option of another name (compare-rnn's --seq-len fills seq_lens).
-_OPTION_NAMES = {"seq_lens": "seq_len"}
 
 
 def _data_path(path):
@@ -116,12 +113,15 @@ def _progress(path: str) -> tuple[dict | None, bool, bool]:
         summary = summary if isinstance(summary, dict) else None
     except (OSError, ValueError):
         pass
+    trained = diverged = False
     try:   # steps of a model that diverged need no checkpoint: its resume runs into it again
         with open(os.path.join(path, "metrics.jsonl"), encoding="utf-8") as f:
-            lines = [line for line in f if '"event":"train"' in line or '"diverged"' in line]
-        trained = any('"event":"train"' in line for line in lines) and not any('"diverged"' in l for l in lines)
+            for line in f:
+                trained = trained or '"event":"train"' in line
+                diverged = diverged or '"diverged"' in line
     except OSError:
-        trained = False
+        pass
+    trained = trained and not diverged
     ck = os.path.join(path, "checkpoints")
     saved = any(d.isdigit() for _, dirs, _ in os.walk(ck) for d in dirs)
     return summary, trained, saved

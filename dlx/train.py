@@ -488,20 +488,19 @@ def _has_trained(metrics_path: str, trainer: Trainer) -> bool:
     tags = [{**trainer.tag, **m} for m in trainer.members] if trainer.members else [trainer.tag]
     if not all(tags):
         return False
-    trained = set()
+    trained = False
     try:
         with open(metrics_path, encoding="utf-8") as f:
             for line in f:
                 if '"event":"train"' in line or '"diverged"' in line:
                     rec = json.loads(line)
-                    for i, t in enumerate(tags):
-                        if all(rec.get(k) == v for k, v in t.items()):
-                            if "diverged" in rec:
-                                return False
-                            trained.add(i)
+                    if any(all(rec.get(k) == v for k, v in t.items()) for t in tags):
+                        if "diverged" in rec:
+                            return False
+                        trained = True
     except (OSError, ValueError):
         return False
-    return bool(trained)
+    return trained
 
 
 def chunked(step_fn):
