@@ -45,7 +45,10 @@ for s in summaries():
     if d["ci95"] is None:
         sup = None
     else:
-        sup = True if max(abs(d["ci95"][0]), abs(d["ci95"][1])) < tol else False if abs(d["mean"]) > tol else None
+        # Close when the whole interval lies inside +-tol, not close when it lies wholly
+        # outside; an interval that straddles tol decides nothing.
+        lo, hi = d["ci95"]
+        sup = True if max(abs(lo), abs(hi)) < tol else False if (lo > tol or hi < -tol) else None
     verdict(f"{task}: GRU and LSTM are close at matched parameters (|GRU - LSTM| < {tol} {metric})", sup,
             f"GRU {C['gru'][metric]:.4g} ({C['gru']['params']} params) vs LSTM {C['lstm'][metric]:.4g} "
             f"({C['lstm']['params']} params); paired GRU - LSTM {paired_str(d, '+.4f')}")

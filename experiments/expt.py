@@ -1,5 +1,5 @@
 """Helpers for the experiments/ scripts: tag and collect dlx records, print a table and
-verdict lines. Standard library only (the scripts must run wherever dlx runs)."""
+verdict lines. The standard library and dlx (the scripts run wherever dlx runs)."""
 
 from __future__ import annotations
 
@@ -74,13 +74,11 @@ def std(xs):
     return statistics.stdev(xs) if len(xs) > 1 else None
 
 
-# Two-sided 95% t quantiles by degrees of freedom (normal beyond 30).
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
-        10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
-
-
 def t95(df: int) -> float:
-    return _T95.get(df) or next((v for k, v in sorted(_T95.items()) if k >= df), 1.96)
+    """Two-sided 95% quantile of Student's t with df degrees of freedom (dlx's own)."""
+    from dlx.stats import _t_quantile
+
+    return _t_quantile(df, 0.95)
 
 
 def paired(a: list, b: list) -> dict:
