@@ -91,6 +91,10 @@ class FitResult:
     examples_per_s: float
     peak_bytes: int | None = None     # XLA's memory analysis of the compiled chunk
     diverged: dict = field(default_factory=dict)  # members: index -> "loss became NaN at step 7; ..."
+    # seconds per step of the fit's own compiled program, run again (on a copy of the final
+    # state, for at least `min_s`): for timings taken side by side after several fits.
+    # None when this fit compiled nothing (nothing left to train).
+    retime: Callable[[float], float] | None = None
 
 
 # ---- data parallelism ---------------------------------------------------------------------
@@ -474,10 +478,31 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
     ms = 1e3 * run_s / done_steps if done_steps else float("nan")
     if ckpt is not None:
         ckpt.close()
+    program = (compiled[max(compiled)], max(compiled)) if use_scan and compiled else (single, 1) if single else None
     return FitResult(state=state, step=max(start, steps) if trains else start, train=last_train, eval=last_eval,
                      compile_s=round(compile_s, 3), ms_per_step=round(ms, 4) if done_steps else None,
                      examples_per_s=round(examples * 1e3 / ms, 1) if done_steps else None,
-                     peak_bytes=peak_bytes(), diverged=dict(diverged))
+                     peak_bytes=peak_bytes(), diverged=dict(diverged),
+                     retime=None if program is None else _retimer(*program, state, data, pos))
+
+
+def _retimer(program, n: int, state, data, at: int):
+    """seconds per step of `program` (n steps per call) from a copy of `state`, run for at
+    least min_s; the copy carries on from call to call (the calls donate it)."""
+    box = []
+
+    def retime(min_s: float) -> float:
+        if not box:
+            box.append(jax.tree.map(jnp.copy, state))
+        calls, t0 = 0, time.perf_counter()
+        while True:
+            box[0], _ = program(box[0], jnp.int32(at), data)
+            calls += 1
+            if calls % 8 == 0 or time.perf_counter() - t0 >= min_s:
+                jax.block_until_ready(box[0])   # dispatch runs ahead: wait before reading the clock
+                if time.perf_counter() - t0 >= min_s:
+                    return (time.perf_counter() - t0) / (calls * n)
+    return retime
 
 
 def _has_trained(metrics_path: str, trainer: Trainer) -> bool:

@@ -125,8 +125,12 @@ def test_resuming_a_finished_run_changes_nothing(three, tmp_path):
     again = dlx("compare-rnn", "--resume", str(tmp_path / "run"), "--json")
     assert again.code == 0, again.stderr
     assert all(c["peak_bytes"] for c in again.summary["cells"].values())
-    timing = {"wall_s", "compile_s", "ms_per_step", "examples_per_s", "run", "elapsed_s"}   # not peak_bytes
-    strip = lambda d: ({k: strip(v) for k, v in d.items() if k not in timing} if isinstance(d, dict)
+    timing = {"wall_s", "compile_s", "ms_per_step", "examples_per_s", "run", "elapsed_s",   # not peak_bytes
+              "step_ms", "step_ms_rounds"}
+    # The speed verdict is a timing: side by side after training, and from the fits' own
+    # times when a finished run is resumed (nothing compiled to run again).
+    strip = lambda d: ({"claim": d["claim"]} if isinstance(d, dict) and d.get("claim") == "GRU steps faster than LSTM"
+                       else {k: strip(v) for k, v in d.items() if k not in timing} if isinstance(d, dict)
                        else [strip(v) for v in d] if isinstance(d, list) else d)
     assert strip(again.summary) == strip(r.summary)
 
@@ -232,6 +236,36 @@ def test_verdicts_follow_the_paired_intervals():
     (ev,) = [x["evidence"] for x in verdicts(task, cfg, {c: 16 for c in cfg.cells}, by_len)
              if x["claim"] == "gated cells beat the plain RNN on long dependencies"]
     assert ev.count("(one seed: no interval)") == 1, ev
+
+
+def test_speed_verdict_reads_the_side_by_side_rounds():
+    """The fits' own ms/step (here 20 vs 10: GRU slower) give way to the rounds timed side by
+    side after training; a verdict needs the median beyond 5% and every round agreeing."""
+    from dlx.tasks.compare_rnn import verdicts
+
+    def speed(gru_rounds, lstm_rounds):
+        task, cfg, by_len = _fake(gru=([0.1, 0.2, 0.3], 20.0, 1), lstm=([0.1, 0.2, 0.3], 10.0, 1))
+        by_len[100]["gru"]["step_ms_rounds"], by_len[100]["lstm"]["step_ms_rounds"] = gru_rounds, lstm_rounds
+        (v,) = [x for x in verdicts(task, cfg, {c: 16 for c in cfg.cells}, by_len)
+                if x["claim"] == "GRU steps faster than LSTM"]
+        return v
+
+    v = speed([8.0, 8.5, 9.0, 8.2, 8.8], [10.0, 10.1, 9.8, 10.3, 10.0])
+    assert v["supported"] is True and "GRU/LSTM = 0.84 (rounds 0.80, 0.84" in v["evidence"] and "5 rounds side by side" in v["evidence"]
+    assert speed([12.0, 12.5, 13.0, 12.2, 12.8], [10.0] * 5)["supported"] is False
+    # median 0.85, but one round the other way: not decided
+    assert speed([8.0, 8.5, 10.5, 8.2, 8.8], [10.0] * 5)["supported"] is None
+    assert speed([9.8, 10.1, 10.0, 9.9, 10.2], [10.0] * 5)["supported"] is None     # within 5%
+
+
+def test_summary_has_the_side_by_side_step_times(three):
+    s = three[0].summary
+    for cell in CELLS:                                        # every cell, at the longest length
+        c = s["cells"][cell]
+        assert len(c["step_ms_rounds"]) == 5 and all(x > 0 for x in c["step_ms_rounds"])
+        assert c["step_ms"] == pytest.approx(sorted(c["step_ms_rounds"])[2])
+    (v,) = [x for x in s["verdicts"] if x["claim"] == "GRU steps faster than LSTM"]
+    assert "side by side" in v["evidence"]
 
 
 # ---- bad input ---------------------------------------------------------------------------
