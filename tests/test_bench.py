@@ -60,3 +60,36 @@ def test_dcgan_times_the_reference_step_unless_told_otherwise(in_tmp):
     assert fresh.summary["workloads"]["dcgan"]["shape"]["g_fakes"] == "fresh"
     # One G forward fewer: XLA's cost analysis counts fewer FLOPs per step.
     assert ref.summary["workloads"]["dcgan"]["gflops_per_step"] < fresh.summary["workloads"]["dcgan"]["gflops_per_step"]
+
+
+def test_loop_bodies_count_once_per_iteration():
+    """XLA's cost analysis counts a while body once; bench adds the products inside loops
+    (trip count - 1) more times, nested loops multiplied."""
+    import jax.numpy as jnp
+
+    from dlx.tasks.bench import loop_dot_flops
+
+    m = jnp.full((4, 4), 0.1)
+
+    def f(x):   # 10 outer x 3 inner (8, 4) @ (4, 4) products on the carry, and one outside
+        def inner(i, acc):
+            return jnp.tanh(acc @ m)
+        def outer(i, acc):
+            return jax.lax.fori_loop(0, 3, inner, acc)
+        return jax.lax.fori_loop(0, 10, outer, x) @ m
+
+    compiled = jax.jit(f).lower(jnp.ones((8, 4))).compile()
+    one = 2 * 8 * 4 * 4
+    assert loop_dot_flops(compiled.as_text()) == (10 * 3 - 1) * one
+
+
+def test_recurrent_flops_count_every_time_step(in_tmp):
+    # rnn at batch 16, seq 64, hidden 128, vocab 65: the forward, backward and weight-gradient
+    # products (3 x 2TBH^2) and the read-out's three (3 x 2TBHV) are 151.8 MFLOP; elementwise
+    # work adds a little. Counting the time loops' bodies once read 0.59 of it.
+    r = dlx("bench", "rnn", "--batch", "16", "--seq", "64", "--hidden", "128", "--steps", "1", "--warmup", "0",
+            "--scan", "0", "--json")
+    assert r.code == 0, r.stderr
+    T, B, H, V = 64, 16, 128, 65
+    products = 3 * 2 * T * B * H * H + 3 * 2 * T * B * H * V
+    assert 1.0 <= r.summary["workloads"]["rnn"]["gflops_per_step"] * 1e9 / products < 1.15
