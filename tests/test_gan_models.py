@@ -14,6 +14,17 @@ from dlx.models.gan import (
 )
 
 
+@pytest.mark.parametrize("width, torch_params", [(64, 678_786), (32, 273_858)])
+def test_dcgan_has_the_reference_models_parameters(width, torch_params):
+    # ../shared/bench/torch_ref.py's dcgan (G and D) at --width 64 and 32, counted in PyTorch.
+    # G's first batch norm is per channel of the reshaped projection, as there (per feature
+    # of the flat dense output it had 12,288 parameters more at width 64).
+    from dlx.train import param_count
+
+    g, d = nnx.eval_shape(lambda: (Generator(width=width, rngs=nnx.Rngs(0)), Discriminator(width=width, rngs=nnx.Rngs(0))))
+    assert param_count([nnx.state(g, nnx.Param), nnx.state(d, nnx.Param)]) == torch_params
+
+
 def test_dcgan_shapes_and_range():
     @jax.jit  # built and run in one compiled program: eager construction costs seconds
     def run(key):

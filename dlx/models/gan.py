@@ -28,10 +28,10 @@ def _base_size(image_size: int) -> int:
 
 
 class Generator(nnx.Module):
-    """DCGAN generator: z -> dense -> BN -> ReLU -> 2 x (convT 4x4/2) -> tanh.
+    """DCGAN generator: z -> dense -> reshape -> BN -> ReLU -> 2 x (convT 4x4/2) -> tanh.
 
     With the defaults and image_shape (28, 28, 1) this is the benchmark generator:
-    z(64) -> dense 7x7x128 -> BN -> ReLU -> convT to 64 -> BN -> ReLU -> convT to 1.
+    z(64) -> dense 7x7x128 -> BN per channel -> ReLU -> convT to 64 -> BN -> ReLU -> convT to 1.
     """
 
     def __init__(
@@ -46,15 +46,17 @@ class Generator(nnx.Module):
         self.base = _base_size(height)
         self.width = width
         self.dense = nnx.Linear(latent_dim, self.base * self.base * 2 * width, rngs=rngs)
-        # momentum 0.9 = PyTorch's 0.1: running stats follow the fast-moving generator.
-        self.bn0 = nnx.BatchNorm(self.base * self.base * 2 * width, momentum=0.9, rngs=rngs)
+        # momentum 0.9 = PyTorch's 0.1: running stats follow the fast-moving generator. Per
+        # channel of the reshaped projection, as DCGAN (and torch_ref.py's BatchNorm2d after
+        # its Unflatten) normalise it, not per feature of the flat dense output.
+        self.bn0 = nnx.BatchNorm(2 * width, momentum=0.9, rngs=rngs)
         self.up1 = ConvTranspose(2 * width, width, (4, 4), (2, 2), rngs=rngs)
         self.bn1 = nnx.BatchNorm(width, momentum=0.9, rngs=rngs)
         self.up2 = ConvTranspose(width, channels, (4, 4), (2, 2), rngs=rngs)
 
     def __call__(self, z: jax.Array) -> jax.Array:
-        h = jax.nn.relu(self.bn0(self.dense(z)))  # (B, base*base*2w)
-        h = h.reshape(z.shape[0], self.base, self.base, 2 * self.width)
+        h = self.dense(z).reshape(z.shape[0], self.base, self.base, 2 * self.width)
+        h = jax.nn.relu(self.bn0(h))  # (B, base, base, 2w)
         h = jax.nn.relu(self.bn1(self.up1(h)))  # (B, 2*base, 2*base, w)
         return jnp.tanh(self.up2(h))  # (B, H, W, C)
 
