@@ -75,7 +75,7 @@ def _fail(msg: str, code: int, kind: str, argv: list[str]) -> None:
             command = next((a for a in argv if a in REGISTRY), None)
             print(json.dumps({"schema": 1, "event": "error", "run": None, "command": command, "kind": kind,
                               "message": msg, "exit_code": code}, separators=(",", ":")))   # as every record
-        except BrokenPipeError:
+        except OSError:   # no reader left, or a full disk: the line on stderr says it
             pass
     sys.exit(code)
 

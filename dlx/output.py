@@ -12,6 +12,7 @@ Record format (schema 1): one JSON object per line, always with `schema`, `event
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import sys
@@ -121,6 +122,13 @@ class Output:
                 self.json_mode = False
                 self.closed = True
                 self._check_open()
+            except OSError as e:   # a full disk, a failing device: the run cannot report on
+                to_devnull(sys.stdout.fileno())
+                self.json_mode = False   # the error record goes to metrics.jsonl alone
+                from dlx.errors import RunFailure
+
+                what = "disk full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+                raise RunFailure(f"cannot write the JSON records to stdout: {what}") from e
         return full
 
     # ---- people -------------------------------------------------------------------

@@ -254,6 +254,20 @@ def test_a_closed_stdout_stops_a_command_that_does_not_train(in_tmp):
     assert p.wait(timeout=300) == 0 and "adding:" not in err and "Traceback" not in err, err
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("args, code", [(["grad-probe", "--quiet", "--out", "run"], 1),
+                                        (["bench", "foo"], 2)])
+def test_stdout_on_a_full_disk_is_one_line_and_keeps_the_exit_code(in_tmp, args, code):
+    # A write error other than a closed pipe ended the run with exit 1 and nothing on
+    # stderr (the error record's own write failed again); bad input was exit 1, not 2.
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([sys.executable, "-m", "dlx", *args, "--json"], stdout=full, stderr=subprocess.PIPE,
+                           text=True, timeout=300)
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert p.returncode == code and len(lines) == 1, p.stderr
+    assert ("disk full" if code == 1 else "WORKLOAD must be one of") in lines[0]
+
+
 def test_kill_9_during_checkpoint_writes_keeps_a_usable_checkpoint(in_tmp):
     """Kill the process at random moments of a run that checkpoints every few steps;
     whatever moment it died at, --resume finds a complete checkpoint and finishes."""
