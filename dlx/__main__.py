@@ -9,10 +9,15 @@ def main() -> None:
 
     runtime.catch_signals()
     runtime.mark_cli()
+    said = False   # whether the outcome was reported (a normal end, or an exit with its code)
     try:
         from dlx.cli import main as cli_main
 
         cli_main()
+        said = True
+    except SystemExit:
+        said = True
+        raise
     finally:
         # The outcome is decided (the summary written, or the error reported). The exit that
         # follows takes JAX's teardown, ~0.3 s, during which Python puts the default handlers
@@ -22,7 +27,8 @@ def main() -> None:
         # Teardown finalizes what libraries left pending: after a damaged checkpoint was
         # reported, orbax's unfinished reads each printed an "Exception ignored" traceback
         # (a hundred lines under the one-line error). DLX_DEBUG=1 keeps them.
-        runtime.silence_stderr()  # past the outcome, nothing on stderr is for the user
+        if said:   # else (a broken install, say) Python's traceback is all there is to see
+            runtime.silence_stderr()  # past the outcome, nothing on stderr is for the user
 
 
 if __name__ == "__main__":

@@ -250,6 +250,11 @@ class Run:
 _UNITS = {"B": 1, "KiB": 2 ** 10, "MiB": 2 ** 20, "GiB": 2 ** 30, "TiB": 2 ** 40}
 
 
+# Said of every command's sizes, so in words, not one command's option names (bench has
+# --batch and --seq where the training commands have --batch-size and --seq-len).
+SMALLER = "try smaller sizes (batch, widths, sequence length, seeds)"
+
+
 def _oom_request(message: str) -> str:
     """The size an XLA out-of-memory error asked for, as the user's line shows it. The wording
     differs by backend: XLA:CPU "Out of memory allocating 441 bytes", the GPU allocator "Out of
@@ -368,10 +373,9 @@ def _execute(cfg, task_name: str, explicit) -> None:
         code = 130
         _report(out, _interrupted(cfg, run), None, kind="interrupted")
     except Exception as e:  # a bug or an unexpected failure: one line, traceback on request
-        if "RESOURCE_EXHAUSTED" in str(e) or "Out of memory" in str(e):  # sizes too large here
-            code = 1
-            _report(out, f"out of memory ({_oom_request(str(e))}); try smaller sizes (--batch-size, --hidden, "
-                         "--width, --seq-len, --seeds)", RunFailure(str(e)))
+        if "RESOURCE_EXHAUSTED" in str(e) or "Out of memory" in str(e) or isinstance(e, MemoryError):
+            code = 1   # sizes too large here (MemoryError: a host-side array, numpy's)
+            _report(out, f"out of memory ({_oom_request(str(e))}); {SMALLER}", RunFailure(str(e)))
             return _exit(run, out, code)
         if not isinstance(e, OSError):
             code = 1
@@ -394,6 +398,8 @@ def _interrupted(cfg, run) -> str:
     """The message for a signal outside training's loop (fit handles those inside it):
     before anything was saved, or between two models of a sweep (or while one compiles),
     when the models finished so far are saved and --resume continues from them."""
+    if cfg.command == "bench":
+        return "interrupted (bench saves nothing)"
     if run is None or run.dir is None:
         return "interrupted before the first checkpoint; nothing to resume"
     resume = f"dlx {cfg.command} --resume {shlex.quote(run.dir.path)}"

@@ -239,8 +239,9 @@ def refuse_impossible_sizes(tree) -> None:
     shapes) is larger than MAX_ARRAY_BYTES: call it with shapes before building arrays."""
     largest = max((math.prod(a.shape) * a.dtype.itemsize for a in jax.tree.leaves(tree)), default=0)
     if largest > MAX_ARRAY_BYTES:
-        raise RunFailure(f"out of memory ({largest / 2 ** 30:.1f} GiB requested); "
-                         "try smaller sizes (--batch-size, --hidden, --width, --seq-len, --seeds)")
+        from dlx.session import SMALLER
+
+        raise RunFailure(f"out of memory ({largest / 2 ** 30:.1f} GiB requested); {SMALLER}")
 
 
 def seeded(trainer: Trainer, seeds: int | None):

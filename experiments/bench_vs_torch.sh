@@ -10,6 +10,9 @@ set -euo pipefail
 
 : "${TORCH_PY:?set TORCH_PY to a python that has torch installed}"
 : "${TORCH_REF:?set TORCH_REF to the path of torch_ref.py}"
+# Checked before any timing: a missing venv or torch failed only after a whole dlx round.
+"$TORCH_PY" -c 'import torch' 2>/dev/null || { echo "TORCH_PY=$TORCH_PY cannot import torch" >&2; exit 1; }
+[ -f "$TORCH_REF" ] || { echo "TORCH_REF=$TORCH_REF: no such file" >&2; exit 1; }
 ROUNDS=${ROUNDS:-3}
 OUT=${OUT:-runs/bench_vs_torch-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
@@ -22,11 +25,26 @@ extra=("$@")
 
 records="$OUT/records.jsonl"
 : > "$records"
+# The shape options a workload reads (dlx bench refuses the others, as torch_ref.py ignores
+# them): `-- --batch 16 --seq 64` then applies to lstm, gru and rnn, and --batch to all.
+reads() {
+  case "$1" in
+    lstm|gru|rnn) [[ "$2" != --width ]] ;;
+    dcgan) [[ "$2" != --seq && "$2" != --hidden && "$2" != --embed && "$2" != --vocab ]] ;;
+    *) [[ "$2" == --batch || "$2" == --steps || "$2" == --warmup ]] ;;
+  esac
+}
 for w in "${workloads[@]}"; do
+  opts=()
+  set -- "${extra[@]+"${extra[@]}"}"
+  while [ $# -gt 0 ]; do
+    if reads "$w" "$1"; then opts+=("$1" "${2:-}"); fi
+    shift; [ $# -gt 0 ] && shift
+  done
   for r in $(seq "$ROUNDS"); do
-    dlx bench "$w" "${extra[@]}" --scan 0 --json --quiet \
+    dlx bench "$w" "${opts[@]+"${opts[@]}"}" --scan 0 --json --quiet \
       | jq -c --arg w "$w" --arg r "$r" 'select(.event=="summary") | {impl:"dlx", workload:$w, round:($r|tonumber), ms:.workloads[$w].ms_per_step}' >> "$records"
-    "$TORCH_PY" "$TORCH_REF" "$w" "${extra[@]}" \
+    "$TORCH_PY" "$TORCH_REF" "$w" "${opts[@]+"${opts[@]}"}" \
       | jq -c --arg r "$r" '{impl:"torch", workload:.workload, round:($r|tonumber), ms:.ms_per_step}' >> "$records"
   done
 done

@@ -93,3 +93,9 @@ def test_recurrent_flops_count_every_time_step(in_tmp):
     T, B, H, V = 64, 16, 128, 65
     products = 3 * 2 * T * B * H * H + 3 * 2 * T * B * H * V
     assert 1.0 <= r.summary["workloads"]["rnn"]["gflops_per_step"] * 1e9 / products < 1.15
+
+
+def test_a_vocabulary_beyond_the_synthetic_corpus_is_refused(in_tmp):
+    # It was an internal error (chr() out of range), exit 1, after the matmul peak.
+    r = dlx("bench", "lstm", "--vocab", "2000000")
+    assert r.code == 2 and "--vocab 2000000 is above 65,536" in r.stderr and "Traceback" not in r.stderr

@@ -45,13 +45,16 @@ class BenchConfig:
         return asdict(self)
 
 
+MAX_VOCAB = 65_536
+
+
 @command("bench", task="dlx.tasks.bench", defaults={}, common=False,
          help="Time one training step of each workload (the very step functions the commands train with): "
               "compile time, ms/step, examples/s, GFLOP/s and the fraction of this device's matmul peak.")
 def bench(
     workloads: Annotated[Optional[list[str]], typer.Argument(help=f"Any of: {' '.join(WORKLOADS + SMALL)} (default: {' '.join(WORKLOADS)}).",
                                                              show_default=False)] = None,
-    batch: Annotated[Optional[int], typer.Option(help="Batch size (default per workload: 32 for lstm/gru/rnn, 64 dcgan, 128 cnn).")] = None,
+    batch: Annotated[Optional[int], typer.Option(help="Batch size (default per workload: 32 for lstm/gru/rnn/adding, 64 dcgan, 128 cnn/ring8).")] = None,
     seq: Annotated[int, typer.Option(help="Sequence length (recurrent workloads).")] = 128,
     hidden: Annotated[int, typer.Option(help="Recurrent units.")] = 256,
     embed: Annotated[int, typer.Option(help="Embedding width.")] = 64,
@@ -86,6 +89,8 @@ def bench(
     for n, v in (("--seq", seq), ("--hidden", hidden), ("--embed", embed), ("--vocab", vocab),
                  ("--width", width), ("--steps", steps)):
         positive_int(n, v)
+    if vocab > MAX_VOCAB:   # the synthetic corpus's characters are chr(0x41 + i)
+        raise UsageError(f"--vocab {vocab} is above {MAX_VOCAB:,} (the synthetic corpus has one character per entry)")
     nonneg_int("--warmup", warmup)
     nonneg_int("--scan", scan)
     nonneg_int("--seed", seed)
