@@ -9,16 +9,17 @@
 #           only with every mode covered (an untrained D reads 0.5 too: the first log step's D is
 #           printed beside it).
 #           QUICK=1: ring8 only, 20 steps, width 16, 1 seed.
-# Runtime:  ~3-6 min on the 2-core CPU (grid25 alone, 3 seeds: 90 s on 2026-11-26; ring8 alone:
-#           5 min on the loaded shared machine the day before).
-# Answer last run (2026-11-26, SEEDS=3, default budgets): ring8 8, 8, 8 of 8 modes (PacGAN
-#           Table 1: GAN 6.3, best PacGAN 7.8), high-quality fraction 0.861; D(x) 0.507,
-#           D(G(z)) 0.493. grid25 (90 s for 3 vmapped seeds): 23, 22, 23 of 25 (22.67 ± 0.58;
-#           GAN 17.3, PacGAN 24.8), HQ 0.144; D(x) 0.501, D(G(z)) 0.499. Supported: more modes
-#           than the plain GAN on both, D -> 0.5 on both; not supported: PacGAN's 24.8 on grid25
-#           (train-gan --dataset grid25 --steps 16000 reaches 24.8, HQ 0.65). PacGAN's high-quality
-#           fraction (95%) is reached on ring8 with the longer budget: `dlx train-gan --dataset
-#           ring8 --seeds 5 --steps 16000`: 8.0/8 modes, HQ 0.971 +- 0.003 (102 s, 2026-11-26).
+# Runtime:  ~35 s on the 2-core CPU (2026-11-27: ring8 10 s, grid25 21 s, 3 vmapped seeds each).
+# Answer last run (2026-11-27, SEEDS=3, default budgets): ring8 8, 8, 8 of 8 modes (PacGAN
+#           Table 1: GAN 6.3, best PacGAN 7.8), high-quality fraction 0.858; D(x) 0.507,
+#           D(G(z)) 0.494 (0.517 and 0.494 at step 200: D starts near 0.5 too). grid25: 25, 24,
+#           25 of 25 (24.67 ± 0.58; GAN 17.3, PacGAN 24.8), HQ 0.128; D(x) 0.501, D(G(z)) 0.499.
+#           Supported: more modes than the plain GAN on both, PacGAN's best within 0.5 on both,
+#           the D = 1/2 equilibrium on ring8; not on grid25, where D sits at 0.5 with a mode
+#           still missing in one seed. (2026-11-26, the first machine: grid25 22.67 ± 0.58.)
+#           PacGAN's high-quality fraction (95%) is reached on ring8 with the longer budget:
+#           `dlx train-gan --dataset ring8 --seeds 5 --steps 16000`: 8.0/8 modes, HQ 0.971 +-
+#           0.003 (102 s, 2026-11-26); grid25 --steps 16000 reaches 24.8, HQ 0.65.
 source "$(dirname "$0")/lib.sh"
 
 if quick; then
