@@ -237,25 +237,32 @@ def test_recurrent_net_on_float_inputs():
         RecurrentNet("transformer", X, H, 10, rngs=nnx.Rngs(0))
 
 
+@pytest.mark.parametrize("kind", ["lstm", "lstm-gates", "gru", "rnn"])
 @pytest.mark.parametrize("vocab", [11, 40])   # fewer table rows than tokens (folded), more
-def test_token_inputs_equal_embedding_then_projection(vocab):
+def test_token_inputs_equal_embedding_then_projection(vocab, kind, lstm_form):
     # The net projects tokens through the table embedding @ V + b when that is smaller than
-    # the batch; its outputs and every gradient must equal embedding, then projection.
+    # the batch; its outputs and every gradient, the hidden perturbation's included, must
+    # equal embedding, then projection, for every cell and both LSTM forms.
+    kind = lstm_form(kind)
     steps = 7
-    net = RecurrentNet("lstm", 6, H, vocab, vocab=vocab, embed=6, rngs=nnx.Rngs(0))
-    tokens = jax.random.randint(jax.random.key(1), (B, steps), 0, vocab)
-    w = jax.random.normal(jax.random.key(2), (B, steps, vocab))
+    net = RecurrentNet(kind, 6, H, vocab, vocab=vocab, embed=6, rngs=nnx.Rngs(0))
     graphdef, weights = nnx.split(net)
+    k = jax.random.split(jax.random.key(1), 4)
+    tokens = jax.random.randint(k[0], (B, steps), 0, vocab)
+    w = jax.random.normal(k[1], (B, steps, vocab))
+    # Random biases, so that a bias gradient taken from the wrong rows cannot hide.
+    weights = jax.tree.map(lambda x: x + 0.3 * jax.random.normal(k[2], x.shape), weights)
+    delta = 0.1 * jax.random.normal(k[3], (B, steps, H))
 
-    def loss(weights, fold):
+    def loss(weights, delta, fold):
         net = nnx.merge(graphdef, weights)
         if fold:
-            return jnp.sum(net(tokens) * w)
+            return jnp.sum(net(tokens, hidden_perturbation=delta) * w)
         cell = net.cells[0]
-        _, hs = cell.scan_time_major(net.embed(tokens.T))
+        _, hs = cell.scan_time_major(net.embed(tokens.T), hidden_perturbation=jnp.swapaxes(delta, 0, 1))
         return jnp.sum(jnp.swapaxes(net.head(hs), 0, 1) * w)
 
-    (a, ga), (b, gb) = (jax.value_and_grad(loss)(weights, fold) for fold in (True, False))
+    (a, ga), (b, gb) = (jax.value_and_grad(loss, argnums=(0, 1))(weights, delta, fold) for fold in (True, False))
     np.testing.assert_allclose(a, b, **TOL)
     for x, y in zip(jax.tree.leaves(ga), jax.tree.leaves(gb)):
         np.testing.assert_allclose(x, y, **TOL)
