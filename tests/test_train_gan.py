@@ -156,6 +156,28 @@ def test_reused_fakes_update_g_as_pytorch_dcgan_does():
     assert float(logs_f["g_loss"]) != pytest.approx(float(gl), rel=1e-3)   # fresh: other fakes
 
 
+@pytest.mark.parametrize("d_steps", [1, 4])
+def test_linear_decay_reaches_zero_at_the_last_step_for_both_networks(d_steps):
+    # D makes d_steps updates per step; its rate decayed over `steps` updates reached 0 at
+    # step steps / d_steps and D stopped learning (ring8 --d-steps 4: 8 modes -> 0).
+    from dlx.metrics import gan as metrics
+    from dlx.models.gan import MLPDiscriminator, MLPGenerator
+    from dlx.tasks.train_gan import TOY_SCALE, gan_trainer, toy_batch
+
+    steps = 8
+    trainer = gan_trainer(lambda rngs: MLPGenerator(2, 8, 1, rngs=rngs), lambda rngs: MLPDiscriminator(2, 8, 1, 1, rngs=rngs),
+                          toy_batch(metrics.ring8(), TOY_SCALE["ring8"], 16), None, latent_dim=2, batch_size=16,
+                          steps=steps, lr_g=1e-2, lr_d=1e-2, d_steps=d_steps, scan=False)[0]
+    state = trainer.init(jax.random.PRNGKey(0))
+    step = jax.jit(trainer.step)
+    for i in range(steps):
+        before = state
+        state, _ = step(state, jax.numpy.int32(i), None)
+        moved = {k: max(float(np.max(np.abs(a - b))) for a, b in zip(jax.tree.leaves(state[k]), jax.tree.leaves(before[k])))
+                 for k in ("g", "d")}
+        assert moved["g"] > 0 and moved["d"] > 0, (i, moved)   # both still learn at the last step
+
+
 def test_reused_fakes_run_g_once_through_batch_norm():
     """The DCGAN's batch statistics: one G forward per step with --g-fakes reuse (on the D
     update's noise), two with fresh fakes, as their running averages show."""

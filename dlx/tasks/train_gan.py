@@ -67,11 +67,13 @@ def gan_trainer(make_g, make_d, real_batch, data, *, latent_dim: int, batch_size
     def disc(dp, x):
         return nnx.merge(ddef, dp)(x)
 
-    def schedule(lr):
-        return optax.linear_schedule(lr, 0.0, max(steps, 1)) if lr_decay == "linear" else lr
+    def schedule(lr, updates):
+        # Over each network's own updates: D makes d_steps of them per step (a schedule
+        # over `steps` had D's rate at 0 from step steps / d_steps on).
+        return optax.linear_schedule(lr, 0.0, max(updates, 1)) if lr_decay == "linear" else lr
 
-    opt_g = optax.adam(schedule(lr_g), b1=beta1)
-    opt_d = optax.adam(schedule(lr_d), b1=beta1)
+    opt_g = optax.adam(schedule(lr_g, steps), b1=beta1)
+    opt_d = optax.adam(schedule(lr_d, steps * d_steps), b1=beta1)
     B, L = batch_size, latent_dim
 
     def init(key):
