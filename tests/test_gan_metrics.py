@@ -94,3 +94,16 @@ def test_frechet_distance_matches_matrix_square_root_formula():
     d = a.mean(0) - b.mean(0)
     ref = d @ d + np.trace(ca + cb) - 2 * np.trace(np.real(scipy.linalg.sqrtm(ca @ cb)))
     assert frechet_distance(a, b) == pytest.approx(ref, rel=1e-6)
+
+
+def test_reverse_kl_is_zero_for_even_modes_and_log_m_for_one():
+    from dlx.metrics.gan import reverse_kl
+
+    mix = ring8()
+    even = np.repeat(np.asarray(mix.means), 10, axis=0)            # 10 samples on every mode
+    assert reverse_kl(even, mix.means, mix.std) == pytest.approx(0.0, abs=1e-12)
+    one = np.repeat(np.asarray(mix.means)[:1], 50, axis=0)
+    assert reverse_kl(one, mix.means, mix.std) == pytest.approx(np.log(8))
+    half = np.repeat(np.asarray(mix.means)[:4], 5, axis=0)          # 4 of 8 modes, evenly
+    assert reverse_kl(np.concatenate([half, [[5.0, 5.0]]]), mix.means, mix.std) == pytest.approx(np.log(2))
+    assert reverse_kl(np.array([[5.0, 5.0]]), mix.means, mix.std) is None   # no high-quality sample

@@ -114,6 +114,10 @@ def train_gan(
     pack = pack if _given("pack") else (1 if plain else d["pack"])
     if plain and not _given("lr_decay"):
         lr_decay = "none"
+    plain_sets = ("latent_dim", "lr_decay") + (() if dataset in IMAGES else ("pack",))
+    if plain and all(_given(k, outside=False) for k in plain_sets):
+        raise UsageError("--plain sets " + ", ".join("--" + k.replace("_", "-") for k in plain_sets)
+                         + "; with all of them given it does nothing")
     if _given("lr_g", outside=False) and _given("lr_d", outside=False) and _given("lr", outside=False):
         raise UsageError("--lr sets the rate --lr-g or --lr-d leaves out; with both given it does nothing")
     lr_g = common.lr if lr_g is None else lr_g

@@ -67,6 +67,23 @@ def mode_coverage(samples, means, std: float, n_sigma: float = 3.0) -> tuple[int
     return int(covered), float(hq.mean()) if len(samples) else 0.0
 
 
+def reverse_kl(samples, means, std: float, n_sigma: float = 3.0) -> float | None:
+    """PacGAN's reverse KL, KL(q || uniform): q the distribution over modes of the
+    high-quality samples (each assigned to its nearest mode), against the mixture's equal
+    weights. 0 when the high-quality samples spread evenly over every mode, log M when they
+    all sit on one; None without a high-quality sample."""
+    samples = np.asarray(samples, np.float64)
+    means = np.asarray(means, np.float64)
+    dist = np.linalg.norm(samples[:, None, :] - means[None, :, :], axis=-1)  # (N, M)
+    nearest = dist.argmin(1)
+    hq = dist[np.arange(len(samples)), nearest] <= n_sigma * std
+    if not hq.any():
+        return None
+    q = np.bincount(nearest[hq], minlength=len(means)) / hq.sum()
+    q = q[q > 0]
+    return float(np.sum(q * np.log(q * len(means))))
+
+
 def class_coverage(labels, n_classes: int = 10) -> int:
     """How many of the n_classes appear at least once among the predicted labels."""
     labels = np.asarray(labels).ravel()
