@@ -319,13 +319,15 @@ def test_collapse_warning_when_coverage_falls():
 
     from dlx.tasks.train_gan import _warn_collapse
 
-    said = []
-    run = SimpleNamespace(out=SimpleNamespace(warn=said.append))
+    said, records = [], []
+    run = SimpleNamespace(out=SimpleNamespace(warn=said.append, emit=lambda event, rec: records.append((event, rec))))
     best = {}
-    _warn_collapse(run, best, "class_coverage", [10.0, 9.0])
-    _warn_collapse(run, best, "class_coverage", [10.0, 9.0])
-    assert said == []
-    _warn_collapse(run, best, "class_coverage", [10.0, 6.0])
+    _warn_collapse(run, best, "class_coverage", [10.0, 9.0], 100)
+    _warn_collapse(run, best, "class_coverage", [10.0, 9.0], 200)
+    assert said == [] and records == []
+    _warn_collapse(run, best, "class_coverage", [10.0, 6.0], 300)
     assert len(said) == 1 and "9 -> 6 (seed 1)" in said[0]
-    _warn_collapse(run, best, "class_coverage", [7.0, 5.0])   # both seeds fell: still one line
+    # and for scripts, an info record (it was on stderr alone)
+    assert records == [("info", {"step": 300, "collapse": "class_coverage below its best: 9 -> 6 (seed 1)"})]
+    _warn_collapse(run, best, "class_coverage", [7.0, 5.0], 400)   # both seeds fell: still one line
     assert len(said) == 2 and "10 -> 7 (seed 0), 9 -> 5 (seed 1)" in said[1]

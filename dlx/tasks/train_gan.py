@@ -250,7 +250,7 @@ def run(cfg, run):
         else:
             per = judge().score(x)
             watch = "class_coverage"
-        _warn_collapse(run, best, watch, per[watch])
+        _warn_collapse(run, best, watch, per[watch], _step_of(state))
         res = {k: stats.mean(v) for k, v in per.items()}
         if cfg.seeds > 1:
             res.update({f"{k}_per_seed": v for k, v in per.items()})
@@ -298,9 +298,9 @@ def run(cfg, run):
     run.finish(summary, table=table)
 
 
-def _warn_collapse(run, best: dict, name: str, values: list) -> None:
+def _warn_collapse(run, best: dict, name: str, values: list, step: int) -> None:
     """Warn, in one line per eval, when seeds cover fewer modes / classes than their best
-    at an earlier eval."""
+    at an earlier eval of this process (on stderr, and as an `info` record for scripts)."""
     prev = best.get(name)
     if prev is not None:
         fell = [(s, was, now) for s, (was, now) in enumerate(zip(prev, values)) if now < was]
@@ -308,6 +308,7 @@ def _warn_collapse(run, best: dict, name: str, values: list) -> None:
             what = ", ".join(f"{was:g} -> {now:g}" + (f" (seed {s})" if len(values) > 1 else "")
                              for s, was, now in fell)
             run.out.warn(f"mode collapse setting in: {name} below its best: {what}")
+            run.out.emit("info", {"step": step, "collapse": f"{name} below its best: {what}"})
         best[name] = [max(a, b) for a, b in zip(prev, values)]
     else:
         best[name] = list(values)
