@@ -487,30 +487,36 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
     ms = 1e3 * run_s / done_steps if done_steps else float("nan")
     if ckpt is not None:
         ckpt.close()
-    program = (compiled[max(compiled)], max(compiled)) if use_scan and compiled else (single, 1) if single else None
     return FitResult(state=state, step=max(start, steps) if trains else start, train=last_train, eval=last_eval,
                      compile_s=round(compile_s, 3), ms_per_step=round(ms, 4) if done_steps else None,
                      examples_per_s=round(examples * 1e3 / ms, 1) if done_steps else None,
                      peak_bytes=peak_bytes(), diverged=dict(diverged),
-                     retime=None if program is None else _retimer(*program, state, data, pos))
+                     retime=_retimer(single, jstep, state, data, pos) if done_steps else None)
 
 
-def _retimer(program, n: int, state, data, at: int):
-    """seconds per step of `program` (n steps per call) from a copy of `state`, run for at
-    least min_s; the copy carries on from call to call (the calls donate it)."""
-    box = []
+def _retimer(single, jstep, state, data, at: int):
+    """retime(min_s) -> seconds per step of the one-step program, run for at least min_s
+    from a copy of `state` (the calls donate it, so the copy carries on from call to call).
+    One step per call for every fit, scanned or not, so that fits compare like for like;
+    a scanned fit's one-step program is compiled at the first call. retime(None) frees the
+    copy."""
+    box = {}
 
-    def retime(min_s: float) -> float:
-        if not box:
-            box.append(jax.tree.map(jnp.copy, state))
+    def retime(min_s: float | None) -> float | None:
+        if min_s is None:
+            box.clear()
+            return None
+        if "state" not in box:
+            box["program"] = single or jstep.lower(state, jnp.int32(at), data).compile(runtime.step_compiler_options())
+            box["state"] = jax.tree.map(jnp.copy, state)
         calls, t0 = 0, time.perf_counter()
         while True:
-            box[0], _ = program(box[0], jnp.int32(at), data)
+            box["state"], _ = box["program"](box["state"], jnp.int32(at), data)
             calls += 1
             if calls % 8 == 0 or time.perf_counter() - t0 >= min_s:
-                jax.block_until_ready(box[0])   # dispatch runs ahead: wait before reading the clock
+                jax.block_until_ready(box["state"])   # dispatch runs ahead: wait before reading the clock
                 if time.perf_counter() - t0 >= min_s:
-                    return (time.perf_counter() - t0) / (calls * n)
+                    return (time.perf_counter() - t0) / calls
     return retime
 
 

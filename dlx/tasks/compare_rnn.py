@@ -12,6 +12,8 @@ Summary (documented in the README):
     cells.<cell>.per_seed        the N values (seed order)
     cells.<cell>.params, hidden, recurrent_params, ms_per_step, compile_s, examples_per_s,
         peak_bytes, wall_s (this fit: compile, steps, evaluations), solved
+    cells.<cell>.step_ms, step_ms_rounds   at the longest length: the one-step program run
+                                 again after training, the cells in turn (speed verdict)
     cells.<cell>.by_seq_len.<T>  the same fields at every length of the sweep
     paired                       [{a, b, seq_len, mean, std, ci95, p, values, better}]: a - b
     verdicts                     [{claim, supported: true | false | null, evidence}]
@@ -26,7 +28,7 @@ import time
 
 import jax
 
-from dlx import plots, stats
+from dlx import plots, runtime, stats
 from dlx.data import load_text
 from dlx.models.cells import CELLS as CELL_CLASSES
 from dlx.tasks.sequence import make_task, recurrent_trainer
@@ -137,13 +139,25 @@ def side_by_side(retimers: dict) -> dict[str, list[float]]:
     # collectives of the next call would wait for the others forever. The fits' times serve.
     if len(live) < 2 or jax.process_count() > 1:
         return {}
-    for f in live.values():
-        f(0.0)                                   # warm: the state's copy, a first call
     cells, out = list(live), {c: [] for c in live}
-    for r in range(ROUNDS):
-        for c in cells[r % len(cells):] + cells[:r % len(cells)]:   # a different cell first each round
-            out[c].append(round(1e3 * live[c](ROUND_S), 4))
+    try:
+        for f in live.values():
+            f(0.0)                               # warm: the one-step program, the state's copy
+        for r in range(ROUNDS):
+            for c in cells[r % len(cells):] + cells[:r % len(cells)]:   # a different cell first each round
+                out[c].append(_sig(1e3 * live[c](ROUND_S)))
+    except Exception:   # out of memory for the copies, say: the training is done, the fits' times serve
+        if runtime.debugging():
+            raise
+        return {}
+    finally:
+        for f in live.values():
+            f(None)                              # free the copies
     return out
+
+
+def _sig(x: float, digits: int = 4) -> float:
+    return float(f"{x:.{digits}g}")
 
 
 # ---- verdicts ------------------------------------------------------------------------------
@@ -331,7 +345,7 @@ def run(cfg, run):
     longest = max(by_len)
     for cell, ms in side_by_side(retimers).items():
         by_len[longest][cell]["step_ms_rounds"] = ms
-        by_len[longest][cell]["step_ms"] = round(statistics.median(ms), 4)
+        by_len[longest][cell]["step_ms"] = _sig(statistics.median(ms))
     summary = {   # the task as at its longest length, which the cells' numbers are from
         **described, **tasks[longest].describe(), "baseline": described["baseline"],
         "seq_lens": list(cfg.seq_lens), "seeds": cfg.seeds,
