@@ -80,6 +80,13 @@ def test_loop_bodies_count_once_per_iteration():
 
     compiled = jax.jit(f).lower(jnp.ones((8, 4))).compile()
     one = 2 * 8 * 4 * 4
+
+    def g(x):   # a conditional in a loop: its costlier branch (two products) per iteration
+        def body(i, acc):
+            return jax.lax.cond(i % 2 == 0, lambda a: jnp.tanh(a @ m), lambda a: jnp.tanh((a @ m) @ m), acc)
+        return jax.lax.fori_loop(0, 10, body, x)
+
+    assert loop_dot_flops(jax.jit(g).lower(jnp.ones((8, 4))).compile().as_text()) == 9 * 2 * one
     assert loop_dot_flops(compiled.as_text()) == (10 * 3 - 1) * one
 
 
