@@ -238,6 +238,17 @@ def test_verdicts_follow_the_paired_intervals():
     assert ev.count("(one seed: no interval)") == 1, ev
 
 
+def test_long_dependency_claim_needs_a_long_sequence():
+    # At T = 20 the claim was decided as at T = 100; a short sequence is no long dependency.
+    from dlx.tasks.compare_rnn import verdicts
+
+    task, cfg, by_len = _fake(rnn=([0.17, 0.16, 0.18], 5.0, 100), gru=([0.004, 0.0035, 0.0045], 9.0, 300))
+    by_len = {20: by_len[100]}
+    (v,) = [x for x in verdicts(task, cfg, {c: 16 for c in cfg.cells}, by_len)
+            if x["claim"] == "gated cells beat the plain RNN on long dependencies"]
+    assert v["supported"] is None and "judged from T >= 50" in v["evidence"]
+
+
 def test_speed_verdict_reads_the_side_by_side_rounds():
     """The fits' own ms/step (here 20 vs 10: GRU slower) give way to the rounds timed side by
     side after training; a verdict needs the median beyond 5% and every round agreeing."""

@@ -39,6 +39,7 @@ from dlx.train import fit, param_count
 # recalled symbols right (a memoryless model gets 1/8).
 SOLVED = {"adding": lambda v: v < 0.01, "copy": lambda v: v >= 0.95}
 LONG_DEPENDENCY_TASKS = ("adding", "copy")
+LONG_T = 50           # the shortest sequence the long-dependency claim is judged from
 # Speed claims: a ratio of ms/step within this fraction of 1 is read as timing noise.
 SPEED_TOLERANCE = 0.05
 NAMES = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
@@ -281,6 +282,10 @@ def _long_dependency_verdict(task, cfg, by_len) -> dict:
     if "rnn" not in cfg.cells or not gated:
         return {"claim": claim, "supported": None, "evidence": "needs --cells to include rnn and gru or lstm"}
     T = max(by_len)
+    if T < LONG_T:
+        return {"claim": claim, "supported": None,
+                "evidence": f"the longest --seq-len is {T}: judged from T >= {LONG_T} (a short sequence is no long "
+                            "dependency; the plain RNN solves the adding task at small T)"}
     last = by_len[T]
     parts, dirs = [], []
     for g in gated:
