@@ -25,7 +25,7 @@ LOCK = ".lock"
 # Every name a run writes at its top level (tests check each command's run against it):
 # --force deletes these and nothing else, so a user's own file kept among them survives.
 RUN_FILES = re.compile(
-    r"(config\.json|metrics\.jsonl|summary\.json|gates\.json|checkpoints"
+    r"(config\.json|metrics\.jsonl|summary\.json|gates\.json|checkpoints|scatter_points\.npz"
     r"|(curves|compare|scatter|samples|gates|grad_norms)\.png|samples_step\d+\.png"
     r"|feature_maps_conv\d+\.png|\.tmp-.*)"
 )

@@ -39,6 +39,19 @@ def test_short_toy_run_improves_coverage(in_tmp):
     assert (cfg["latent_dim"], cfg["pack"], cfg["lr_g"], cfg["lr_d"], cfg["lr_decay"]) == (2, 2, 1e-3, 1e-3, "linear")
 
 
+def test_scatter_keeps_the_evaluations_before_a_resume(in_tmp):
+    # scatter.png after --resume showed only the resumed part's evaluations.
+    import numpy as np
+
+    args = (*TOY, "--width", "16", "--log-every", "20", "--eval-every", "20", "--json")
+    first = dlx(*args, "--steps", "40", "--out", "r")
+    more = dlx("train-gan", "--resume", "r", "--steps", "80", "--json")
+    assert first.code == 0 and more.code == 0, more.stderr
+    with np.load(in_tmp / "r" / "scatter_points.npz") as f:
+        assert sorted(int(k) for k in f.files) == [20, 40, 60, 80]
+    assert os.path.exists(in_tmp / "r" / "scatter.png")
+
+
 def test_seeds_reproduce_and_spread(in_tmp):
     args = (*TOY, "--width", "16", "--steps", "60", "--log-every", "30", "--eval-every", "60", "--seeds", "2")
     a, b = dlx(*args, "--out", "a"), dlx(*args, "--out", "b")

@@ -14,6 +14,7 @@ import functools
 import hashlib
 import math
 import os
+import zipfile
 
 import jax
 import jax.numpy as jnp
@@ -230,7 +231,9 @@ def run(cfg, run):
     if not toy and not _readable(judge_path):  # missing or damaged (a damaged one failed every run)
         judge()
     averaged = jax.jit(functools.partial(ema_weights, decay=cfg.ema))
-    history: list[tuple[int, np.ndarray]] = []  # toys: seed 0's points at each eval
+    # toys: seed 0's points at each eval, kept in the run directory beside the checkpoints so
+    # that a resumed run's scatter.png shows the evaluations before the resume too
+    history: dict[int, np.ndarray] = _load_points(run) if toy else {}
     best: dict[str, list] = {}
 
     def generate(state):
@@ -245,7 +248,8 @@ def run(cfg, run):
             per = {"modes_covered": [float(c[0]) for c in cov], "hq_fraction": [c[1] for c in cov],
                    # no high-quality sample: every sample is off the modes, the worst case log M
                    "reverse_kl": [float(np.log(len(mixture.means))) if v is None else v for v in kl]}
-            history.append((_step_of(state), x[0, :1000]))
+            history[_step_of(state)] = x[0, :1000]
+            _save_points(run, history)
             watch = "modes_covered"
         else:
             per = judge().score(x)
@@ -275,7 +279,7 @@ def run(cfg, run):
                        published=PUBLISHED[cfg.dataset])
         # (a run evaluated before reverse_kl existed, resumed with nothing to train, has none)
         names = tuple(k for k in ("modes_covered", "hq_fraction", "reverse_kl") if k in final)
-        _scatter(run, mixture, history, cfg)
+        _scatter(run, mixture, sorted(history.items()), cfg)
     else:
         summary.update(class_coverage=final["class_coverage"], classes_total=images.classes,
                        label_entropy=final["label_entropy"], fd=final["fd"],
@@ -466,6 +470,25 @@ def _terminal_grid(x, width: int = 78) -> str:
                                   for img in block))
         lines.append("")
     return "\n".join(lines).rstrip()
+
+
+POINTS = "scatter_points.npz"
+
+
+def _load_points(run) -> dict[int, np.ndarray]:
+    """The points of earlier evaluations of this run (a resumed one), by step."""
+    try:
+        with np.load(run.path(POINTS)) as f:
+            return {int(k): f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):   # none yet, or damaged: start afresh
+        return {}
+
+
+def _save_points(run, history: dict) -> None:
+    tmp = run.path(".tmp-" + POINTS)
+    with open(tmp, "wb") as f:
+        np.savez(f, **{str(k): v for k, v in history.items()})
+    os.replace(tmp, run.path(POINTS))
 
 
 def _scatter(run, mixture, history, cfg) -> None:
