@@ -91,10 +91,10 @@ class FitResult:
     examples_per_s: float
     peak_bytes: int | None = None     # XLA's memory analysis of the compiled chunk
     diverged: dict = field(default_factory=dict)  # members: index -> "loss became NaN at step 7; ..."
-    # seconds per step of the fit's own compiled program, run again (on a copy of the final
-    # state, for at least `min_s`): for timings taken side by side after several fits.
-    # None when this fit compiled nothing (nothing left to train).
-    retime: Callable[[float], float] | None = None
+    # retime(min_s): seconds per step of the fit's one-step program run again on a copy of
+    # the final state for at least min_s (retime(None) frees the copy): for timings taken side
+    # by side after several fits. None when no step was ever timed (--steps 0).
+    retime: Callable[[float | None], float | None] | None = None
 
 
 # ---- data parallelism ---------------------------------------------------------------------

@@ -36,8 +36,8 @@ from expt import paired, paired_str, summaries, table, verdict
 CLOSE = {"accuracy": 0.02, "val_bpc": 0.05}
 for s in summaries():
     task, metric, C = s["task"], s["metric"], s["cells"]
-    table(f"{task} (--match-params, {s['seeds']} seed(s))", ["cell", "hidden", "params", metric, "ms/step"],
-          [[c, C[c]["hidden"], C[c]["params"], C[c][metric], C[c]["ms_per_step"]] for c in ("gru", "lstm")])
+    table(f"{task} (--match-params, {s['seeds']} seed(s))", ["cell", "hidden", "params", metric, "ms/step (side by side)"],
+          [[c, C[c]["hidden"], C[c]["params"], C[c][metric], C[c].get("step_ms", C[c]["ms_per_step"])] for c in ("gru", "lstm")])
     for v in s["verdicts"]:
         if v["claim"].startswith(("GRU has fewer", "GRU steps faster")):
             verdict(f"{task}: {v['claim']}", v["supported"], v["evidence"])

@@ -74,11 +74,11 @@ def std(xs):
     return statistics.stdev(xs) if len(xs) > 1 else None
 
 
-# Two-sided 95% quantiles of Student's t (scipy.special.stdtrit(df, 0.975), to 3 decimals),
+# Two-sided 95% quantiles of Student's t (scipy.special.stdtrit(df, 0.975), rounded up at 3 decimals),
 # for a python3 without scipy (the analysis runs under plain python3, dlx perhaps in a venv).
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
-        10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110,
-        18: 2.101, 19: 2.093, 20: 2.086, 25: 2.060, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}
+_T95 = {1: 12.707, 2: 4.303, 3: 3.183, 4: 2.777, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.307, 9: 2.263,
+        10: 2.229, 11: 2.201, 12: 2.179, 13: 2.161, 14: 2.145, 15: 2.132, 16: 2.120, 17: 2.110,
+        18: 2.101, 19: 2.094, 20: 2.086, 25: 2.060, 30: 2.043, 40: 2.022, 60: 2.001, 120: 1.980}
 
 
 def t95(df: int) -> float:

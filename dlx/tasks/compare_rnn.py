@@ -39,7 +39,6 @@ from dlx.train import fit, param_count
 # recalled symbols right (a memoryless model gets 1/8).
 SOLVED = {"adding": lambda v: v < 0.01, "copy": lambda v: v >= 0.95}
 LONG_DEPENDENCY_TASKS = ("adding", "copy")
-LONG_T = 50           # the shortest sequence the long-dependency claim is judged from
 # Speed claims: a ratio of ms/step within this fraction of 1 is read as timing noise.
 SPEED_TOLERANCE = 0.05
 NAMES = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
@@ -132,24 +131,29 @@ ROUNDS = 5
 ROUND_S = 0.05        # each cell runs at least this long per round
 
 
-def side_by_side(retimers: dict) -> dict[str, list[float]]:
-    """cell -> ms per step in each of ROUNDS alternated rounds (cells whose fit compiled
-    nothing, resumed with nothing left to train, are left out)."""
+def side_by_side(run, retimers: dict) -> dict[str, list[float]]:
+    """cell -> ms per step in each of ROUNDS alternated rounds, after a discarded warm round
+    (cells whose fit timed no step, with --steps 0, are left out; {} when fewer than two are
+    left, on several hosts, or when the timing failed, which is said on stderr and in an
+    info record)."""
     live = {c: f for c, f in retimers.items() if f is not None}
     # Multi-host: each process would stop its timed calls at its own count, and the
-    # collectives of the next call would wait for the others forever. The fits' times serve.
+    # collectives of the next call would wait for the others forever.
     if len(live) < 2 or jax.process_count() > 1:
         return {}
     cells, out = list(live), {c: [] for c in live}
     try:
         for f in live.values():
-            f(0.0)                               # warm: the one-step program, the state's copy
+            f(ROUND_S)                           # warm, discarded: the one-step program, the state's copy
         for r in range(ROUNDS):
             for c in cells[r % len(cells):] + cells[:r % len(cells)]:   # a different cell first each round
                 out[c].append(_sig(1e3 * live[c](ROUND_S)))
-    except Exception:   # out of memory for the copies, say: the training is done, the fits' times serve
+    except (jax.errors.JaxRuntimeError, MemoryError) as e:   # out of memory for the copies, say
         if runtime.debugging():
             raise
+        why = f"the side-by-side timing failed ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})"
+        run.out.warn(f"{why}; the speed verdict is left undecided")
+        run.out.emit("info", {"side_by_side": why})
         return {}
     finally:
         for f in live.values():
@@ -207,21 +211,20 @@ def verdicts(task, cfg, widths, by_len) -> list[dict]:
             ev += f"; widths differ (--match-params: GRU {widths['gru']}, LSTM {widths['lstm']})"
         out.append({"claim": claim, "supported": sup, "evidence": ev})
     elif have("gru", "lstm"):
-        # No side-by-side timing (a finished run resumed: nothing compiled): the fits' own.
+        # No side-by-side timing (--steps 0, several hosts, a failed timing): the fits' own
+        # times are shown but decide nothing (fits minutes apart read 0.75 and 1.2 for one seed).
         g = [by_len[t]["gru"]["ms_per_step"] for t in by_len]
         l = [by_len[t]["lstm"]["ms_per_step"] for t in by_len]
         if None in g or None in l:
             out.append({"claim": claim, "supported": None, "evidence": "no training steps were timed (--steps 0)"})
         else:
-            ratio = sum(g) / sum(l)
-            sup = True if ratio < 1 - SPEED_TOLERANCE else False if ratio > 1 + SPEED_TOLERANCE else None
-            ev = (f"ms per step ({_seeds_in_step(cfg.seeds)}) " +
+            ev = (f"not timed side by side; the fits' own ms per step ({_seeds_in_step(cfg.seeds)}), "
+                  "one fit after another, decide nothing: " +
                   ", ".join(f"T={t}: GRU {_ms(a)} vs LSTM {_ms(b)}" for t, a, b in zip(by_len, g, l)) +
-                  f"; GRU/LSTM = {ratio:.2f}" + ("" if sup is not None else
-                                                 f" (within ±{SPEED_TOLERANCE:.0%}: timing noise)"))
+                  f"; GRU/LSTM = {sum(g) / sum(l):.2f}")
             if widths["gru"] != widths["lstm"]:
                 ev += f"; widths differ (--match-params: GRU {widths['gru']}, LSTM {widths['lstm']})"
-            out.append({"claim": claim, "supported": sup, "evidence": ev})
+            out.append({"claim": claim, "supported": None, "evidence": ev})
     else:
         out.append(need(claim, ("gru", "lstm")))
 
@@ -282,11 +285,13 @@ def _long_dependency_verdict(task, cfg, by_len) -> dict:
     if "rnn" not in cfg.cells or not gated:
         return {"claim": claim, "supported": None, "evidence": "needs --cells to include rnn and gru or lstm"}
     T = max(by_len)
-    if T < LONG_T:
-        return {"claim": claim, "supported": None,
-                "evidence": f"the longest --seq-len is {T}: judged from T >= {LONG_T} (a short sequence is no long "
-                            "dependency; the plain RNN solves the adding task at small T)"}
     last = by_len[T]
+    if last["rnn"].get("solved"):
+        # Then T is no long dependency for the plain RNN (adding: it solves T=5 at the
+        # defaults, not T=10): the claim is about the lengths where it fails.
+        return {"claim": claim, "supported": None,
+                "evidence": f"the plain RNN solves {task.name} at T={T} ({task.metric} {_pm(last['rnn'])}): "
+                            "no long dependency for it; give a longer --seq-len"}
     parts, dirs = [], []
     for g in gated:
         diff = stats.paired(last[g]["per_seed"], last["rnn"]["per_seed"])
@@ -348,7 +353,9 @@ def run(cfg, run):
         _show_length(run, task, cfg, by_len[T])
 
     longest = max(by_len)
-    for cell, ms in side_by_side(retimers).items():
+    timed = side_by_side(run, retimers)
+    retimers.clear()   # the fits' final states and programs, no longer needed
+    for cell, ms in timed.items():
         by_len[longest][cell]["step_ms_rounds"] = ms
         by_len[longest][cell]["step_ms"] = _sig(statistics.median(ms))
     summary = {   # the task as at its longest length, which the cells' numbers are from
