@@ -19,6 +19,7 @@ import os
 
 import jax
 
+from dlx import runtime
 from dlx.errors import RunFailure, UsageError
 
 
@@ -94,8 +95,6 @@ class Checkpointer:
                 if have.shape != want.shape or have.dtype != want.dtype:
                     raise ValueError(f"leaf {have.shape}/{have.dtype} where {want.shape}/{want.dtype} expected")
         except Exception as e:  # orbax raises many types for damaged files
-            from dlx import runtime
-
             runtime.quiet_library_threads()  # its other pending reads now fail too, each with a traceback
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise UsageError(f"checkpoint at step {step} in {self.directory} is corrupt or incompatible ({msg[:200]})") from None

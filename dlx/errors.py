@@ -5,6 +5,11 @@ record on stdout with --json). Nothing else in dlx calls `sys.exit`.
 """
 
 
+# Said of every command's sizes, so in words, not one command's option names (bench has
+# --batch and --seq where the training commands have --batch-size and --seq-len).
+SMALLER = "try smaller sizes (batch, widths, sequence length, seeds)"
+
+
 class DlxError(Exception):
     exit_code = 1
     kind = "runtime"

@@ -21,6 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from dlx.errors import RunFailure
 from dlx.runtime import to_devnull
 
 SCHEMA = 1
@@ -125,8 +126,6 @@ class Output:
             except OSError as e:   # a full disk, a failing device: the run cannot report on
                 to_devnull(sys.stdout.fileno())
                 self.json_mode = False   # the error record goes to metrics.jsonl alone
-                from dlx.errors import RunFailure
-
                 what = "disk full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
                 raise RunFailure(f"cannot write the JSON records to stdout: {what}") from e
         return full

@@ -21,8 +21,9 @@ import threading
 import time
 import traceback
 
+from dlx import runtime
 from dlx.config import OPTION_NAMES
-from dlx.errors import DlxError, RunFailure, UsageError
+from dlx.errors import SMALLER, DlxError, RunFailure, UsageError
 from dlx.output import Output, StdoutClosed, fmt
 from dlx.rundir import RunDir, new_run_id, read_config
 
@@ -144,8 +145,6 @@ class Run:
     def start(self, persist: bool = True, **extra) -> None:
         """Create (or reopen) the run directory and emit the `config` record.
         persist=False: records only, no run directory (bench, --shapes-only)."""
-        from dlx import runtime
-
         base = {"config": self.cfg.to_dict(), "versions": runtime.versions(), **runtime.backend_info()}
         if not persist:
             self.out.emit("config", {**base, **extra})
@@ -200,8 +199,6 @@ class Run:
 
     def finish(self, summary: dict, *, table: dict | None = None, title: str | None = None) -> dict:
         """Emit the `summary` record, write summary.json, show the results table."""
-        from dlx import runtime
-
         runtime.raise_if_signalled()  # one remembered or swallowed on the way here ends the run
         runtime.raise_signals(False)  # the run is complete: a signal from here on changes nothing
         summary = {**summary, "wall_s": round(time.perf_counter() - self.t0, 3)}
@@ -250,11 +247,6 @@ class Run:
 _UNITS = {"B": 1, "KiB": 2 ** 10, "MiB": 2 ** 20, "GiB": 2 ** 30, "TiB": 2 ** 40}
 
 
-# Said of every command's sizes, so in words, not one command's option names (bench has
-# --batch and --seq where the training commands have --batch-size and --seq-len).
-SMALLER = "try smaller sizes (batch, widths, sequence length, seeds)"
-
-
 def _oom_request(message: str) -> str:
     """The size an XLA out-of-memory error asked for, as the user's line shows it. The wording
     differs by backend: XLA:CPU "Out of memory allocating 441 bytes", the GPU allocator "Out of
@@ -274,8 +266,6 @@ def execute(cfg, task_name: str, *, explicit: set[str] = frozenset()) -> None:
     # end the run with the message below (runtime.on_signal says when they are raised and
     # when only remembered); inside the loop fit saves a checkpoint first. One that arrived
     # while the command line was parsed is remembered from dlx.__main__ on.
-    from dlx import runtime
-
     old = runtime.catch_signals()
     old_hook = sys.unraisablehook
 
@@ -314,8 +304,6 @@ def _execute(cfg, task_name: str, explicit) -> None:
                 return _exit(None, out, 0)
         elif isinstance(getattr(cfg, "data", None), str):
             cfg = dataclasses.replace(cfg, data=_data_path(cfg.data))
-        from dlx import runtime
-
         runtime.setup_jax(getattr(cfg, "devices", 1))
         if getattr(cfg, "num_processes", 1) > 1:
             import jax
@@ -379,8 +367,6 @@ def _execute(cfg, task_name: str, explicit) -> None:
             return _exit(run, out, code)
         if not isinstance(e, OSError):
             code = 1
-            from dlx import runtime  # (bound here too: the failure may precede the import above)
-
             if runtime.debugging():
                 # Printed here, not re-raised: Click turns an EOFError raised through it into
                 # an "abort" (exit 130, no word).
@@ -434,8 +420,6 @@ def _report(out: Output, msg: str, err: DlxError | None, kind: str | None = None
     except StdoutClosed:
         pass
     out.error_line(msg)
-    from dlx import runtime
-
     runtime.silence_stderr()  # the outcome is said: nothing after it on stderr
 
 

@@ -15,6 +15,12 @@ from typing import Iterable, Sequence
 LEVEL = 0.95
 
 
+def sig(x: float, digits: int = 4) -> float:
+    """Round to significant digits, not decimals: a tiny step on a GPU uses ~1e-6 of its
+    peak, which four decimals reported as 0 (an H100 run of the suite saw it)."""
+    return float(f"{x:.{digits}g}")
+
+
 def _t_quantile(df: int, level: float = LEVEL) -> float:
     # scipy.special, not scipy.stats: the same Student's t functions (scipy.stats.t calls
     # them; equal bit for bit), imported in 0.3 s instead of 1.2 s at the end of every run

@@ -35,7 +35,7 @@ import numpy as np
 
 from dlx import runtime
 from dlx.checkpoint import Checkpointer
-from dlx.errors import Interrupted, RunFailure, UsageError
+from dlx.errors import SMALLER, Interrupted, RunFailure, UsageError
 from dlx.output import StdoutClosed
 
 State = Any
@@ -110,8 +110,6 @@ def set_devices(n: int) -> None:
     if n <= 1:
         _MESH = None
         return
-    from dlx.errors import UsageError
-
     devs = jax.devices()
     if len(devs) < n:
         raise UsageError(f"--devices {n}: only {len(devs)} device(s) available ({devs[0].platform})")
@@ -247,8 +245,6 @@ def refuse_impossible_sizes(tree) -> None:
     shapes) is larger than MAX_ARRAY_BYTES: call it with shapes before building arrays."""
     largest = max((math.prod(a.shape) * a.dtype.itemsize for a in jax.tree.leaves(tree)), default=0)
     if largest > MAX_ARRAY_BYTES:
-        from dlx.session import SMALLER
-
         raise RunFailure(f"out of memory ({largest / 2 ** 30:.1f} GiB requested); {SMALLER}")
 
 

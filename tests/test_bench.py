@@ -33,7 +33,7 @@ def test_bench_reports_every_documented_field_and_times_vmapped_seeds(in_tmp):
 
 def test_small_fractions_keep_their_digits():
     """A tiny step on an H100 used 7e-7 of its peak; four decimals reported it as 0."""
-    from dlx.tasks.bench import _sig
+    from dlx.stats import sig as _sig
 
     assert _sig(7.3456e-7) == 7.346e-7 and _sig(0.0) == 0.0
     assert _sig(1234.567) == 1235.0 and _sig(0.0123456) == 0.01235

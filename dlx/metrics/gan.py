@@ -51,6 +51,15 @@ def sample_mixture_jax(mixture: Mixture, key, n: int):
     return means[modes] + mixture.std * jax.random.normal(knoise, (n, means.shape[1]))
 
 
+def _nearest_modes(samples, means, std: float, n_sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """(index of each sample's nearest mode, whether it lies within n_sigma std of it)."""
+    samples = np.asarray(samples, np.float64)
+    means = np.asarray(means, np.float64)
+    dist = np.linalg.norm(samples[:, None, :] - means[None, :, :], axis=-1)  # (N, M)
+    nearest = dist.argmin(1)
+    return nearest, dist[np.arange(len(samples)), nearest] <= n_sigma * std
+
+
 def mode_coverage(samples, means, std: float, n_sigma: float = 3.0) -> tuple[int, float]:
     """(modes covered, fraction of high-quality samples), as VEEGAN / PacGAN define them.
 
@@ -58,13 +67,9 @@ def mode_coverage(samples, means, std: float, n_sigma: float = 3.0) -> tuple[int
     nearest mode; a mode is covered when at least one high-quality sample is nearest to
     it. The papers measure on 2,500 samples.
     """
-    samples = np.asarray(samples, np.float64)
-    means = np.asarray(means, np.float64)
-    dist = np.linalg.norm(samples[:, None, :] - means[None, :, :], axis=-1)  # (N, M)
-    nearest = dist.argmin(1)
-    hq = dist[np.arange(len(samples)), nearest] <= n_sigma * std
+    nearest, hq = _nearest_modes(samples, means, std, n_sigma)
     covered = np.unique(nearest[hq]).size
-    return int(covered), float(hq.mean()) if len(samples) else 0.0
+    return int(covered), float(hq.mean()) if len(hq) else 0.0
 
 
 def reverse_kl(samples, means, std: float, n_sigma: float = 3.0) -> float | None:
@@ -72,11 +77,7 @@ def reverse_kl(samples, means, std: float, n_sigma: float = 3.0) -> float | None
     high-quality samples (each assigned to its nearest mode), against the mixture's equal
     weights. 0 when the high-quality samples spread evenly over every mode, log M when they
     all sit on one; None without a high-quality sample."""
-    samples = np.asarray(samples, np.float64)
-    means = np.asarray(means, np.float64)
-    dist = np.linalg.norm(samples[:, None, :] - means[None, :, :], axis=-1)  # (N, M)
-    nearest = dist.argmin(1)
-    hq = dist[np.arange(len(samples)), nearest] <= n_sigma * std
+    nearest, hq = _nearest_modes(samples, means, std, n_sigma)
     if not hq.any():
         return None
     q = np.bincount(nearest[hq], minlength=len(means)) / hq.sum()

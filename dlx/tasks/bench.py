@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from dlx import runtime
+from dlx.stats import sig
 from dlx.train import chunked, init_program, param_count, seeded
 
 DEFAULT_BATCH = {"lstm": 32, "gru": 32, "rnn": 32, "dcgan": 64, "cnn": 128, "ring8": 128, "adding": 32}
@@ -159,12 +160,6 @@ def _block(tree):
     jax.tree.map(lambda x: x.block_until_ready(), tree)
 
 
-def _sig(x: float, digits: int = 4) -> float:
-    """Round to significant digits, not decimals: a tiny step on a GPU uses ~1e-6 of its
-    peak, which four decimals reported as 0 (an H100 run of the suite saw it)."""
-    return float(f"{x:.{digits}g}")
-
-
 def _params(state) -> int | None:
     """Trainable parameters in a step's state: `params`, or a GAN's two networks `g` + `d`."""
     if not isinstance(state, dict):
@@ -205,7 +200,7 @@ def time_trainer(trainer, *, steps: int, warmup: int, scan: int, seed: int = 0, 
     params = _params(state)
     res = {"compile_s": round(compile_s, 3), "ms_per_step": round(ms, 3),
            "examples_per_s": round(trainer.examples_per_step * seeds * 1e3 / ms, 1),
-           "gflops_per_step": _sig(flops / 1e9), "gflop_per_s": _sig(flops / 1e9 / (ms / 1e3)),
+           "gflops_per_step": sig(flops / 1e9), "gflop_per_s": sig(flops / 1e9 / (ms / 1e3)),
            "params": None if params is None else params // seeds,  # one model's, not every seed's
            "seeds": seeds}
     if scan:
@@ -235,7 +230,7 @@ def run(cfg, run):
         trainer, shape = BUILDERS[name](cfg, cfg.batch or DEFAULT_BATCH[name])
         r = time_trainer(trainer, steps=cfg.steps, warmup=cfg.warmup, scan=cfg.scan, seed=cfg.seed,
                          seeds=cfg.seeds)
-        r["fraction_of_peak"] = _sig(r["gflop_per_s"] / peak)
+        r["fraction_of_peak"] = sig(r["gflop_per_s"] / peak)
         r["shape"] = shape
         results[name] = r
         run.emit("eval", {"workload": name, **r})

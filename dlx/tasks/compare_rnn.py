@@ -147,7 +147,7 @@ def side_by_side(run, retimers: dict) -> dict[str, list[float]]:
             f(ROUND_S)                           # warm, discarded: the one-step program, the state's copy
         for r in range(ROUNDS):
             for c in cells[r % len(cells):] + cells[:r % len(cells)]:   # a different cell first each round
-                out[c].append(_sig(1e3 * live[c](ROUND_S)))
+                out[c].append(stats.sig(1e3 * live[c](ROUND_S)))
     except (jax.errors.JaxRuntimeError, MemoryError) as e:   # out of memory for the copies, say
         if runtime.debugging():
             raise
@@ -159,10 +159,6 @@ def side_by_side(run, retimers: dict) -> dict[str, list[float]]:
         for f in live.values():
             f(None)                              # free the copies
     return out
-
-
-def _sig(x: float, digits: int = 4) -> float:
-    return float(f"{x:.{digits}g}")
 
 
 # ---- verdicts ------------------------------------------------------------------------------
@@ -357,7 +353,7 @@ def run(cfg, run):
     retimers.clear()   # the fits' final states and programs, no longer needed
     for cell, ms in timed.items():
         by_len[longest][cell]["step_ms_rounds"] = ms
-        by_len[longest][cell]["step_ms"] = _sig(statistics.median(ms))
+        by_len[longest][cell]["step_ms"] = stats.sig(statistics.median(ms))
     summary = {   # the task as at its longest length, which the cells' numbers are from
         **described, **tasks[longest].describe(), "baseline": described["baseline"],
         "seq_lens": list(cfg.seq_lens), "seeds": cfg.seeds,

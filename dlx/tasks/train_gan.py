@@ -77,8 +77,8 @@ def gan_trainer(make_g, make_d, real_batch, data, *, latent_dim: int, batch_size
         return optax.linear_schedule(lr, 0.0, max(updates, 1)) if lr_decay == "linear" else lr
 
     opt_g = optax.adam(schedule(lr_g, steps), b1=beta1)
-    ema_tx = optax.ema(ema, debias=True) if ema > 0 else None
     opt_d = optax.adam(schedule(lr_d, steps * d_steps), b1=beta1)
+    ema_tx = optax.ema(ema, debias=True) if ema > 0 else None
     B, L = batch_size, latent_dim
 
     def init(key):
