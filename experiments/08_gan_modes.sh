@@ -34,6 +34,7 @@ analyse <<'PY'
 from expt import get, pm, records, summaries, table, verdict
 
 S = summaries()
+TRAIN = [r for r in records() if r["event"] == "train" and "d_real" in r]   # read once, for every dataset
 HQ_MIN = 0.5
 table("mode coverage (dlx mean over seeds) against PacGAN Table 1",
       ["dataset", "seeds", "modes", "of", "per seed", "hq", "reverse KL", "GAN (paper)", "PacGAN (paper)", "D(x)", "D(G(z))"],
@@ -60,7 +61,7 @@ for s in S:
     # D near 0.5 alone says little: an untrained D reads 0.5 too, and so can a D beside a
     # collapsed G. The game's equilibrium (Goodfellow et al. 2014) is D = 1/2 where p_g =
     # p_data, so the claim needs both: D near 0.5 and every mode covered.
-    train = [r for r in records() if r["event"] == "train" and r.get("dataset") == d and "d_real" in r]
+    train = [r for r in TRAIN if r.get("dataset") == d]
     first = min((r["step"] for r in train), default=None)
     at_first = [r for r in train if r["step"] == first]
     start = (f"; at the first log step (step {first}): D(x) {sum(r['d_real'] for r in at_first) / len(at_first):.3f}, "
