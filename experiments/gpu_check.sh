@@ -10,7 +10,8 @@
 #           ratio = median torch ms / median dlx ms. Then the small-step scan, start-up with a
 #           warm compilation cache, and the suite with the GPU as JAX's backend.
 # Budget:   PHASES (default "info bench small startup tests") picks and orders the parts,
-#           SHAPES (default "ref b16h512 b32w32") the bench's shapes;
+#           SHAPES (default "ref b16h512 b32w32") the bench's shapes (ref-W: workload W alone at
+#           its reference shapes, so that a deadline cuts off one workload, not five);
 #           DEADLINE (epoch seconds) stops each part in time for the next (a lease is short).
 # Answer last run: BENCHMARKS.md, "GPU".
 set -uo pipefail
@@ -65,6 +66,7 @@ benches() {
     for s in $SHAPES; do
       case $s in
         ref) bench "$r" ref lstm gru rnn dcgan cnn ;;
+        ref-*) bench "$r" ref "${s#ref-}" ;;   # one workload at its reference shapes
         b16h512) bench "$r" b16h512 lstm gru --batch 16 --seq 64 --hidden 512 ;;
         b32w32) bench "$r" b32w32 dcgan --batch 32 --width 32 ;;
       esac

@@ -90,6 +90,57 @@ def test_loop_bodies_count_once_per_iteration():
     assert loop_dot_flops(compiled.as_text()) == (10 * 3 - 1) * one
 
 
+# g above as an H200 compiled it (trimmed): the conditional is predicated (true_ and
+# false_computation, not branch_computations), and a product may be a cuBLAS call whose
+# dimensions sit in backend_config; the parser read 0 FLOPs here.
+GPU_HLO = """HloModule jit_g, is_scheduled=true
+
+%wrapped_dot_computation (param_0.11: f32[8,4], param_1.13: f32[4,4]) -> f32[8,4] {
+  %param_0.11 = f32[8,4]{1,0} parameter(0)
+  %param_1.13 = f32[4,4]{1,0} parameter(1)
+  ROOT %dot_general.5.1 = f32[8,4]{1,0} dot(%param_0.11, %param_1.13), lhs_contracting_dims={1}, rhs_contracting_dims={0}
+}
+
+%region_2.4 (while.0: (f32[8,4], f32[4,4])) -> (f32[8,4]) {
+  %while.0 = (f32[8,4]{1,0}, f32[4,4]{1,0}) parameter(0)
+  %get-tuple-element.48 = f32[8,4]{1,0} get-tuple-element(%while.0), index=0
+  %get-tuple-element.49 = f32[4,4]{1,0} get-tuple-element(%while.0), index=1
+  %wrapped_dot = f32[8,4]{1,0} fusion(%get-tuple-element.48, %get-tuple-element.49), kind=kLoop, calls=%wrapped_dot_computation
+  ROOT %tuple.1 = (f32[8,4]{1,0}) tuple(%wrapped_dot)
+}
+
+%region_1.3 (while.2: (f32[8,4], f32[4,4])) -> (f32[8,4]) {
+  %while.2 = (f32[8,4]{1,0}, f32[4,4]{1,0}) parameter(0)
+  %get-tuple-element.1.0 = f32[8,4]{1,0} get-tuple-element(%while.2), index=0
+  %get-tuple-element.1.1 = f32[4,4]{1,0} get-tuple-element(%while.2), index=1
+  %custom-call.3 = (f32[8,4]{1,0}, s8[1028]{0}) custom-call(%get-tuple-element.1.0, %get-tuple-element.1.1), custom_call_target="__cublas$gemm", backend_config={"operation_queue_id":"0","wait_on_operation_queues":[],"gemm_backend_config":{"alpha_real":1,"alpha_imag":0,"beta":0,"dot_dimension_numbers":{"lhs_contracting_dimensions":["1"],"rhs_contracting_dimensions":["0"],"lhs_batch_dimensions":[],"rhs_batch_dimensions":[]},"epilogue":"DEFAULT"}}
+  %get-tuple-element.24 = f32[8,4]{1,0} get-tuple-element(%custom-call.3), index=0
+  %wrapped_dot.2 = f32[8,4]{1,0} fusion(%get-tuple-element.24, %get-tuple-element.1.1), kind=kLoop, calls=%wrapped_dot_computation
+  ROOT %tuple.2 = (f32[8,4]{1,0}) tuple(%wrapped_dot.2)
+}
+
+%body (arg_tuple.7: (s32[], f32[8,4], f32[4,4])) -> (s32[], f32[8,4], f32[4,4]) {
+  %arg_tuple.7 = (s32[], f32[8,4]{1,0}, f32[4,4]{1,0}) parameter(0)
+  %pred = pred[] constant(true)
+  %tuple.19.0 = (f32[8,4]{1,0}, f32[4,4]{1,0}) tuple(%gte.a, %gte.m)
+  %cond.1.clone.4 = (f32[8,4]{1,0}) conditional(%pred, %tuple.19.0, %tuple.19.0), true_computation=%region_2.4, false_computation=%region_1.3
+  ROOT %t = (s32[], f32[8,4]{1,0}, f32[4,4]{1,0}) tuple(%i, %r, %gte.m)
+}
+
+ENTRY %main.7 (x.1: f32[8,4], m: f32[4,4]) -> f32[8,4] {
+  %tuple.24 = (s32[], f32[8,4]{1,0}, f32[4,4]{1,0}) tuple(%c, %x.1, %m)
+  %while.5 = (s32[], f32[8,4]{1,0}, f32[4,4]{1,0}) while(%tuple.24), condition=%cond, body=%body, backend_config={"known_trip_count":{"n":"10"}}
+  ROOT %while.13.0 = f32[8,4]{1,0} get-tuple-element(%while.5), index=1
+}
+"""
+
+
+def test_loop_count_reads_a_gpus_program_text():
+    from dlx.tasks.bench import loop_dot_flops
+
+    assert loop_dot_flops(GPU_HLO) == 9 * 2 * (2 * 8 * 4 * 4)   # the costlier branch: two products
+
+
 def test_recurrent_flops_count_every_time_step(in_tmp):
     # rnn at batch 16, seq 64, hidden 128, vocab 65: the forward, backward and weight-gradient
     # products (3 x 2TBH^2) and the read-out's three (3 x 2TBHV) are 151.8 MFLOP; elementwise

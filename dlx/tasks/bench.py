@@ -131,20 +131,24 @@ def loop_dot_flops(hlo: str) -> float:
             if not m:
                 continue
             op, operands, rest = m.group(3), m.group(4), m.group(5)
-            if op == "dot":
+            gemm = op == "custom-call" and re.search(r'custom_call_target="__cublas\$(gemm|lt\$matmul)', rest)
+            if op == "dot" or gemm:   # a GPU's cuBLAS call holds its dimensions in backend_config
                 lhs = shapes.get(operands.split(",")[0].strip().lstrip("%"), [])
-                contract = re.search(r"lhs_contracting_dims=\{([\d,]*)\}", rest)
-                k = math.prod(lhs[int(i)] for i in _dims(contract.group(1))) if contract and lhs else 0
-                out = re.match(r"\w+\[([\d,]*)\]", m.group(2))
+                contract = re.search(r"lhs_contracting_dims=\{([\d,]*)\}" if op == "dot"
+                                     else r'"lhs_contracting_dimensions":\[([^\]]*)\]', rest)
+                k = math.prod(lhs[int(i.strip(' "'))] for i in contract.group(1).split(",") if i.strip(' "')) \
+                    if contract and lhs else 0
+                out = re.match(r"\(?\w+\[([\d,]*)\]", m.group(2))   # cuBLAS: (result, workspace)
                 total += 2.0 * math.prod(_dims(out.group(1))) * k if out else 0.0
             elif op == "while":
                 body = re.search(r"body=%?([^\s,]+)", rest)
                 n = re.search(r'"known_trip_count":\{"n":"(\d+)"\}', rest)
                 total += (int(n.group(1)) if trips and n else 1) * flops(body.group(1), trips) if body else 0.0
-            elif op == "conditional":   # the costliest branch
+            elif op == "conditional":   # the costliest branch; a GPU writes a predicated one's two
                 branches = re.search(r"branch_computations=\{([^}]*)\}", rest)
-                total += max((flops(b.strip().lstrip("%"), trips) for b in branches.group(1).split(",")),
-                             default=0.0) if branches else 0.0
+                names = branches.group(1).split(",") if branches else \
+                    re.findall(r"(?:true|false)_computation=%?([^\s,]+)", rest)
+                total += max((flops(b.strip().lstrip("%"), trips) for b in names), default=0.0)
             else:   # fusions (calls=), calls (to_apply=); a reduction's to_apply holds no product
                 called = re.search(r"(?:calls|to_apply)=%?([^\s,]+)", rest)
                 total += flops(called.group(1), trips) if called else 0.0
