@@ -11,6 +11,8 @@ runtime.setup_jax()  # as every command does before XLA starts its threads (allo
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
+pytest.register_assert_rewrite("tests.helpers")  # its assertions show their diffs, as a test's do
+
 # Start this process's backend now, with the default XLA flags: in-process dlx calls then
 # cannot change it (dlx sets flags for a backend it starts, e.g. the host device count for
 # --devices N), whichever test happens to run first on a worker.

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.helpers import dlx, strip_timing
+from tests.helpers import assert_same_numbers, dlx, strip_timing
 
 CELLS = ("rnn", "gru", "lstm")
 TINY = ("--steps", "30", "--hidden", "16", "--seeds", "2", "--batch-size", "16",
@@ -163,29 +163,9 @@ def test_same_seed_same_numbers_whatever_the_other_cells(three, sweep):
     RNN and LSTM or alone, at one length or in a sweep: the numbers are identical on the CPU.
     On a GPU (README) they agree to float32 rounding: XLA may order a reduction differently
     in the two programs (an H100 gave 4e-7 relative)."""
-    import jax
-
     alone = strip_timing(sweep[0].summary["cells"]["gru"]["by_seq_len"]["12"])
     beside = strip_timing(three[0].summary["cells"]["gru"]["by_seq_len"]["12"])
-    if jax.default_backend() == "cpu":
-        assert alone == beside
-    else:
-        a, b = [], []
-        assert _split(alone, a) == _split(beside, b)
-        assert a and a == pytest.approx(b, rel=1e-5)
-
-
-def _split(tree, numbers: list):
-    """A JSON tree -> the same tree with its numbers replaced by 0; the numbers are appended
-    to `numbers` in key order."""
-    if isinstance(tree, dict):
-        return {k: _split(tree[k], numbers) for k in sorted(tree)}
-    if isinstance(tree, list):
-        return [_split(v, numbers) for v in tree]
-    if isinstance(tree, (int, float)) and not isinstance(tree, bool):
-        numbers.append(tree)
-        return 0
-    return tree
+    assert_same_numbers(alone, beside)
 
 
 # ---- verdicts on known numbers ------------------------------------------------------------
@@ -384,3 +364,23 @@ def test_resume_refuses_a_changed_length_and_a_model_whose_checkpoint_is_gone(in
     shutil.rmtree("run/checkpoints")
     r = dlx("compare-rnn", "--resume", "run", "--steps", "20")       # complete, every checkpoint gone
     assert r.code == 2 and "no checkpoint left" in r.stderr, r.stderr
+
+
+def test_a_model_killed_while_writing_its_first_checkpoint_trains_again(in_tmp):
+    """The models before it are restored; the one whose first checkpoint never landed (its
+    steps logged up to that checkpoint, the run not ended) trains again from step 0."""
+    import shutil
+
+    args = ("--task", "adding", "--cells", "gru,lstm", "--seq-len", "6", "--hidden", "4", "--seeds", "1",
+            "--steps", "10", "--eval-every", "10", "--log-every", "5", "--json", "--quiet")
+    full = dlx("compare-rnn", *args, "--out", "full")
+    assert full.code == 0, full.stderr
+    shutil.copytree("full", "cut")
+    os.remove("cut/summary.json")
+    shutil.rmtree("cut/checkpoints/lstm-T6")
+    lines = [l for l in open("cut/metrics.jsonl") if '"event":"summary"' not in l]
+    open("cut/metrics.jsonl", "w").writelines(lines)
+    r = dlx("compare-rnn", "--resume", "cut", "--json", "--quiet")
+    assert r.code == 0, r.stderr
+    assert {t.get("cell") for t in r.event("train")} == {"lstm"}    # the GRU was restored, not retrained
+    assert_same_numbers(strip_timing(r.summary["cells"]), strip_timing(full.summary["cells"]))

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.helpers import dlx, dlx_subprocess, strip_timing
+from tests.helpers import assert_same_numbers, dlx, dlx_subprocess, strip_timing
 
 
 @pytest.fixture
@@ -171,7 +171,7 @@ def test_same_seed_and_sigint_then_resume_equal_uninterrupted(in_tmp, cmd):
     assert strip_timing(before) == strip_timing(same)
     resumed = dlx(cmd, "--resume", "cut", "--json")
     assert resumed.code == 0, resumed.stderr[-1500:]
-    assert strip_timing(resumed.summary) == strip_timing(full.summary)
+    assert_same_numbers(strip_timing(resumed.summary), strip_timing(full.summary))
 
 
 def test_an_interrupted_extension_of_a_complete_run_resumes_to_its_new_steps(in_tmp):
@@ -193,7 +193,7 @@ def test_an_interrupted_extension_of_a_complete_run_resumes_to_its_new_steps(in_
     resumed = dlx("train-lstm", "--resume", "ext", "--json")
     assert resumed.code == 0 and "nothing to do" not in resumed.stderr, resumed.stderr[-1500:]
     assert resumed.summary["steps"] == 300
-    assert strip_timing(resumed.summary) == strip_timing(full.summary)
+    assert_same_numbers(strip_timing(resumed.summary), strip_timing(full.summary))
 
 
 def test_a_resume_refused_for_a_corrupt_checkpoint_leaves_the_run_as_it_was(in_tmp):
@@ -241,7 +241,7 @@ def test_a_reader_that_leaves_stops_the_run_resumable_with_exit_0(in_tmp, stream
     assert os.listdir("cut/checkpoints/cnn")                        # saved where it stopped
     resumed = dlx("cnn-demo", "--resume", "cut", "--json")
     assert resumed.code == 0, resumed.stderr[-1500:]
-    assert strip_timing(resumed.summary) == strip_timing(full.summary)
+    assert_same_numbers(strip_timing(resumed.summary), strip_timing(full.summary))
 
 
 def test_a_closed_stdout_stops_a_command_that_does_not_train(in_tmp):
@@ -297,7 +297,7 @@ def test_run_killed_before_its_first_checkpoint_restarts_cleanly(in_tmp):
     r = dlx("cnn-demo", "--resume", "early", "--json")
     ref = dlx(*_args("cnn-demo", 40), "--json", "--out", "ref")
     assert r.code == 0, r.stderr[-1500:]
-    assert strip_timing(r.summary) == strip_timing(ref.summary)
+    assert_same_numbers(strip_timing(r.summary), strip_timing(ref.summary))
 
 
 def test_concurrent_runs_side_by_side_and_on_one_out(in_tmp):
