@@ -73,7 +73,12 @@ def _merge_resume(cfg, explicit: set[str]):
     summary, trained, saved_steps = _progress(cfg.resume)
     if summary is not None and getattr(merged, "steps", 0) <= (old.get("steps") or 0):
         raise _Complete(summary)
-    if trained and not saved_steps:   # also a complete run given a larger --steps
+    # Steps up to the first checkpoint (at --eval-every) are trained again from step 0, to
+    # the same numbers: the process died before that checkpoint landed (killed while Orbax
+    # wrote it, as on an H200). Past it, or once the run ended, a checkpoint was lost: a
+    # complete run given a larger --steps would train its first steps under another
+    # learning-rate schedule.
+    if trained > (getattr(merged, "eval_every", None) or 0) and not saved_steps:
         raise UsageError(f"--resume {cfg.resume}: the run has trained (metrics.jsonl holds its steps) but has no "
                          f"checkpoint left to continue from; start it anew with --out {cfg.resume} --force")
     return merged, saved.get("run")
@@ -104,9 +109,10 @@ class _Complete(Exception):
         self.summary = summary
 
 
-def _progress(path: str) -> tuple[dict | None, bool, bool]:
-    """(its summary record if the run is complete, whether it logged training steps,
-    whether any checkpoint is saved) of the run directory at path."""
+def _progress(path: str) -> tuple[dict | None, int, bool]:
+    """(its summary record if the run is complete, the last step it logged training at (0:
+    none, or a divergence; sys.maxsize once it ended), whether any checkpoint is saved) of
+    the run directory at path."""
     summary = None
     try:
         with open(os.path.join(path, "summary.json"), encoding="utf-8") as f:
@@ -114,18 +120,29 @@ def _progress(path: str) -> tuple[dict | None, bool, bool]:
         summary = summary if isinstance(summary, dict) else None
     except (OSError, ValueError):
         pass
-    trained = diverged = False
+    trained, diverged, ended = 0, False, False
     try:   # steps of a model that diverged need no checkpoint: its resume runs into it again
         with open(os.path.join(path, "metrics.jsonl"), encoding="utf-8") as f:
             for line in f:
-                trained = trained or '"event":"train"' in line
+                if '"event":"train"' in line:
+                    trained = max(trained, _step_of(line))
                 diverged = diverged or '"diverged"' in line
+                ended = ended or '"event":"summary"' in line
     except OSError:
         pass
-    trained = trained and not diverged
+    # A run that once ended had a checkpoint at its end: however few its steps, one is lost.
+    trained = 0 if diverged else (sys.maxsize if ended and trained else trained)
     ck = os.path.join(path, "checkpoints")
     saved = any(d.isdigit() for _, dirs, _ in os.walk(ck) for d in dirs)
     return summary, trained, saved
+
+
+def _step_of(line: str) -> int:
+    """The step of a metrics.jsonl record; a line cut off by a kill counts as step 1."""
+    try:
+        return int(json.loads(line).get("step") or 1)
+    except (ValueError, TypeError, AttributeError):
+        return 1
 
 
 class Run:
@@ -392,9 +409,8 @@ def _interrupted(cfg, run) -> str:
     _, trained, saved = _progress(run.dir.path)
     if saved:
         return f"interrupted between checkpoints; what was saved is kept. Resume with: {resume}"
-    if trained:   # --resume refuses such a run (it would train again from step 0)
-        return (f"interrupted before the first checkpoint; nothing to resume: start it anew with "
-                f"dlx {cfg.command} --out {shlex.quote(run.dir.path)} --force")
+    if trained:   # short of its first checkpoint: --resume trains it again from step 0
+        return f"interrupted before the first checkpoint; {resume} starts it again from step 0"
     return f"interrupted before the first step; the run directory is kept, and {resume} starts it"
 
 

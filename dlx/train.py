@@ -294,9 +294,10 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
         start = int(meta["step"])
         out.info(f"resumed {trainer.name} from step {start}")
     else:
-        if run.resumed and run.dir is not None and _has_trained(run.dir.file("metrics.jsonl"), trainer):
+        if run.resumed and run.dir is not None and _has_trained(run.dir.file("metrics.jsonl"), trainer, eval_every):
             # Its checkpoint is gone (deleted by hand): training it again from step 0 would
-            # log its steps twice, and end elsewhere than the run it continues.
+            # end elsewhere than the run it continues, if that was extended (another schedule).
+            # Steps short of the first checkpoint are trained again (see session._merge_resume).
             raise UsageError(f"--resume {run.dir.path}: {trainer.name} has trained (metrics.jsonl holds its steps) "
                              f"but its checkpoint is gone; start the run anew with --out {run.dir.path} --force")
         state = init_program(init)(key)
@@ -516,27 +517,29 @@ def _retimer(single, jstep, state, data, at: int):
     return retime
 
 
-def _has_trained(metrics_path: str, trainer: Trainer) -> bool:
+def _has_trained(metrics_path: str, trainer: Trainer, past: int) -> bool:
     """Whether metrics.jsonl holds train records of this fit (known by its tag, or its
-    members'), and no record that it diverged: steps without a checkpoint then mean a lost
-    checkpoint. An untagged fit (a run's main model) is left to the session, which refuses a
-    run that has trained and has no checkpoint at all."""
+    members') after step `past` (its first checkpoint's), and no record that it diverged:
+    such steps without a checkpoint mean a lost checkpoint. An untagged fit (a run's main
+    model) is left to the session, which refuses such a run when it has no checkpoint at all."""
     tags = [{**trainer.tag, **m} for m in trainer.members] if trainer.members else [trainer.tag]
     if not all(tags):
         return False
-    trained = False
+    trained = past_first = ended = False
     try:
         with open(metrics_path, encoding="utf-8") as f:
             for line in f:
+                ended = ended or '"event":"summary"' in line   # the run once ended: checkpoints at its end
                 if '"event":"train"' in line or '"diverged"' in line:
                     rec = json.loads(line)
                     if any(all(rec.get(k) == v for k, v in t.items()) for t in tags):
                         if "diverged" in rec:
                             return False
                         trained = True
+                        past_first = past_first or (rec.get("step") or 0) > past
     except (OSError, ValueError):
         return False
-    return trained
+    return past_first or (trained and ended)
 
 
 def chunked(step_fn):
