@@ -31,14 +31,18 @@ def _leaves_dict(tree) -> dict:
 def _quiet_orbax():
     """Orbax logs what it skips (a damaged step's metadata) as absl ERROR lines on stderr,
     which is for people and dlx's own messages: dlx reports what matters (a corrupt
-    checkpoint it cannot restore) itself, and falls back to an intact one quietly."""
-    log = logging.getLogger("absl")
-    level = log.level
-    log.setLevel(logging.CRITICAL)
+    checkpoint it cannot restore) itself, and falls back to an intact one quietly. With
+    orbax-checkpoint 0.12.4, a damaged checkpoint's failed reads also reached asyncio's
+    logger as the restore's event loop shut down: 1,285 lines above the one-line error."""
+    logs = [logging.getLogger(name) for name in ("absl", "asyncio")]
+    levels = [log.level for log in logs]
+    for log in logs:
+        log.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
-        log.setLevel(level)
+        for log, level in zip(logs, levels):
+            log.setLevel(level)
 
 
 class Checkpointer:
