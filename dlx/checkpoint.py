@@ -68,6 +68,21 @@ class Checkpointer:
         with _quiet_orbax():
             return self._manager().latest_step()
 
+    def latest_meta(self) -> dict | None:
+        """The latest checkpoint's meta alone (no arrays read); None without one, or if
+        it cannot be read (restore then says what is wrong)."""
+        step = self.latest_step()
+        if step is None:
+            return None
+        import orbax.checkpoint as ocp
+
+        try:
+            with _quiet_orbax():
+                got = self._manager().restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+            return dict(got["meta"])
+        except Exception:  # damaged: left to restore, which reports it
+            return None
+
     def save(self, step: int, state, meta: dict) -> None:
         import orbax.checkpoint as ocp
 

@@ -137,6 +137,38 @@ def _progress(path: str) -> tuple[dict | None, int, bool]:
     return summary, trained, saved
 
 
+def _stale_from(checkpoints: str) -> int | None:
+    """metrics.jsonl's length when the latest of its models' latest checkpoints was saved:
+    later records are stale on resume (0 without any checkpoint: all of them); None when a
+    checkpoint does not say (saved before dlx noted it)."""
+    from dlx.checkpoint import Checkpointer
+
+    cut = 0
+    names = sorted(os.listdir(checkpoints)) if os.path.isdir(checkpoints) else []
+    for name in names:
+        if not os.path.isdir(os.path.join(checkpoints, name)):
+            continue
+        ckpt = Checkpointer(os.path.join(checkpoints, name))
+        try:
+            if ckpt.latest_step() is None:
+                continue
+            meta = ckpt.latest_meta() or {}
+        finally:
+            ckpt.close()
+        if not isinstance(meta.get("log_bytes"), int):
+            return None
+        cut = max(cut, meta["log_bytes"])
+    return cut
+
+
+def _event_of(line: bytes) -> str | None:
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return None
+    return rec.get("event") if isinstance(rec, dict) else None
+
+
 def _step_of(line: str) -> int:
     """The step of a metrics.jsonl record; a line cut off by a kill counts as step 1."""
     try:
@@ -178,6 +210,7 @@ class Run:
         self.started = True
         if self.resumed:
             self._keep_for_undo()
+            self._drop_stale_records()
         self.out.attach(self.run_id, self.dir.file("metrics.jsonl"), append=self.resumed)
         record = {**base, "run_dir": path, "resumed": self.resumed, **extra}
         self.announced = True
@@ -245,6 +278,35 @@ class Run:
         except OSError:
             self._undo_len = None
 
+    def _drop_stale_records(self) -> None:
+        """The records a killed process logged after the latest checkpoint (its steps are
+        trained, and logged, again from that checkpoint) leave metrics.jsonl, so that each
+        step's records are in it once, as in the uninterrupted run's; `config`, `error` and
+        `summary` records stay as the run's history. A `kill -9` between two checkpoints left
+        those steps' records twice, and a record it cut off mid-line ran into the next."""
+        if self._undo_len is None or getattr(self.cfg, "num_processes", 1) > 1:
+            return   # several hosts: process 0's checkpoints, each process's own log
+        try:
+            cut = _stale_from(self.dir.file("checkpoints"))
+        except Exception:   # an unreadable checkpoint directory: fit's restore reports it
+            return
+        path = self.dir.file("metrics.jsonl")
+        if cut is None or cut > self._undo_len:
+            return   # a checkpoint from before dlx noted the log's length, or a log edited since
+        with open(path, "rb") as f:
+            f.seek(max(cut - 1, 0))
+            if cut and f.read(1) != b"\n":
+                return   # not a record's end: leave the log as it is
+            tail = f.read()
+        kept = b"".join(line for line in tail.splitlines(keepends=True)
+                        if line.endswith(b"\n") and _event_of(line) in ("config", "error", "summary"))
+        if kept != tail:
+            self._undo_tail = (cut, tail)
+            with open(path, "r+b") as f:
+                f.seek(cut)
+                f.write(kept)
+                f.truncate()
+
     def undo_resume(self) -> None:
         from dlx.rundir import atomic_write
 
@@ -252,7 +314,13 @@ class Run:
         for name, data in getattr(self, "_undo", {}).items():
             if data is not None:
                 atomic_write(self.dir.file(name), data.decode("utf-8"))
-        if getattr(self, "_undo_len", None) is not None:
+        if getattr(self, "_undo_tail", None) is not None:   # the records _drop_stale_records took out
+            cut, tail = self._undo_tail
+            with open(self.dir.file("metrics.jsonl"), "r+b") as f:
+                f.seek(cut)
+                f.write(tail)
+                f.truncate()
+        elif getattr(self, "_undo_len", None) is not None:
             os.truncate(self.dir.file("metrics.jsonl"), self._undo_len)
 
     def close(self, *, discard: bool = False) -> None:

@@ -339,6 +339,8 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
             "window_sums": {k: np.asarray(v).tolist() for k, v in wsums.items()}, "window_count": wcount,
             "last_train": last_train, "last_eval": last_eval, "compile_s": compile_s,
             "run_s": run_s, "timed_steps": done_steps, "diverged": diverged, "peak_bytes": peak_bytes(),
+            # Records after this length are stale once the run resumes from here (session).
+            "log_bytes": _log_bytes(run),
         })
 
     def peak_bytes() -> int | None:
@@ -515,6 +517,13 @@ def _retimer(single, jstep, state, data, at: int):
                 if time.perf_counter() - t0 >= min_s:
                     return (time.perf_counter() - t0) / calls
     return retime
+
+
+def _log_bytes(run) -> int | None:
+    try:
+        return os.path.getsize(run.dir.file("metrics.jsonl"))
+    except (OSError, AttributeError):
+        return None
 
 
 def _has_trained(metrics_path: str, trainer: Trainer, past: int) -> bool:

@@ -285,6 +285,9 @@ def test_kill_9_during_checkpoint_writes_keeps_a_usable_checkpoint(in_tmp):
         r = dlx("cnn-demo", "--resume", out, "--json")
         assert r.code == 0, r.stderr[-1500:]
         assert r.summary["test_accuracy"] > 0
+        recs = [json.loads(l) for l in open(f"{out}/metrics.jsonl")]   # every line whole
+        logged = [(x["event"], x.get("model"), x["step"]) for x in recs if "step" in x]
+        assert len(logged) == len(set(logged)), "a step's records twice"
 
 
 def test_run_killed_before_its_first_checkpoint_restarts_cleanly(in_tmp):

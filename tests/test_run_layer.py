@@ -208,6 +208,50 @@ def test_a_run_killed_while_writing_its_first_checkpoint_trains_again_from_step_
     assert_same_numbers(strip_timing(resumed.summary), strip_timing(full.summary))
 
 
+def _as_killed_after_its_last_records(run: str, model: str, step: int) -> None:
+    """A complete run as a kill -9 leaves it after `step`'s records were logged and before
+    its checkpoint landed: that checkpoint and the summary gone, a record cut off mid-line."""
+    import shutil
+
+    shutil.rmtree(f"{run}/checkpoints/{model}/{step}")
+    os.remove(f"{run}/summary.json")
+    lines = [l for l in open(f"{run}/metrics.jsonl") if '"event":"summary"' not in l]
+    open(f"{run}/metrics.jsonl", "w").writelines([*lines, '{"schema":1,"event":"tra'])
+
+
+def test_a_resume_leaves_each_steps_records_in_metrics_jsonl_once(in_tmp):
+    """The steps after the last checkpoint are trained and logged again on resume: after a
+    kill -9 they were in metrics.jsonl twice, and a record the kill cut off ran into the
+    resumed run's config record (a line no JSON reader could parse)."""
+    full = dlx("cnn-demo", *FAST, "--json", "--out", "full")
+    assert dlx("cnn-demo", *FAST, "--out", "cut").code == 0
+    _as_killed_after_its_last_records("cut", "cnn", 30)
+    resumed = dlx("cnn-demo", "--resume", "cut", "--json")
+    assert resumed.code == 0, resumed.stderr
+    assert [t["step"] for t in resumed.event("train")] == [30]
+    recs = [json.loads(l) for l in open("cut/metrics.jsonl")]   # every line a record
+    steps = [(r["event"], r["step"]) for r in recs if "step" in r]
+    assert steps == [(r["event"], r["step"]) for r in full.records if "step" in r]
+    assert [r["event"] for r in recs if "step" not in r] == ["config", "config", "summary"]
+    assert_same_numbers(strip_timing(recs[-1]), strip_timing(full.summary))
+
+
+def test_a_resume_refused_after_dropping_stale_records_puts_them_back(in_tmp):
+    # The CNN resumes (stale records dropped), then the MLPs' damaged checkpoint is bad
+    # input: exit 2, and metrics.jsonl as it was, byte for byte.
+    args = [a if a != "--no-mlp-baseline" else "--mlp-baseline" for a in FAST]
+    assert dlx("cnn-demo", *args, "--out", "run").code == 0
+    _as_killed_after_its_last_records("run", "cnn", 30)
+    for root, _, files in os.walk("run/checkpoints/mlp"):
+        if os.path.basename(root) == "d" and "ocdbt" in root:
+            for f in files:
+                os.truncate(os.path.join(root, f), 20)
+    before = open("run/metrics.jsonl", "rb").read()
+    r = dlx_subprocess("cnn-demo", "--resume", "run")   # its own process: orbax's failing reads end with it
+    assert r.code == 2 and "corrupt or incompatible" in r.stderr, r.stderr
+    assert open("run/metrics.jsonl", "rb").read() == before
+
+
 def test_resume_extends_a_run_to_the_uninterrupted_result(in_tmp):
     full = dlx("cnn-demo", *FAST, "--json", "--out", "full")
     half = dlx("cnn-demo", *[a if a != "30" else "20" for a in FAST], "--json", "--out", "part")
