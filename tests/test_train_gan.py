@@ -348,3 +348,28 @@ def test_collapse_warning_when_coverage_falls():
     assert records == [("info", {"step": 300, "collapse": "class_coverage below its best: 9 -> 6 (seed 1)"})]
     _warn_collapse(run, best, "class_coverage", [7.0, 5.0], 400)   # both seeds fell: still one line
     assert len(said) == 2 and "10 -> 7 (seed 0), 9 -> 5 (seed 1)" in said[1]
+
+
+def test_the_collapse_best_reaches_across_a_resume(in_tmp):
+    """The best coverage was that of the evaluations since the process started: a run that
+    covered every mode before a --resume and fewer after it gave no warning."""
+    import re
+    import shutil
+
+    args = ["--dataset", "ring8", "--width", "16", "--batch-size", "32", "--steps", "40", "--log-every", "20",
+            "--eval-every", "20", "--quiet", "--out", "run"]
+    assert dlx("train-gan", *args).code == 0
+    shutil.rmtree("run/checkpoints/main/40")   # killed after step 40's records, its checkpoint unwritten
+    os.remove("run/summary.json")
+    lines = [l for l in open("run/metrics.jsonl") if '"event":"summary"' not in l]
+    first = next(i for i, l in enumerate(lines) if '"event":"eval"' in l)
+    modes = re.search(r'"modes_covered":([0-9.]+)', lines[first])
+    assert float(modes.group(1)) < 8
+    # As if step 20 had covered all 8 modes: the same length, so the checkpoint's note of
+    # the log's length still points at a record's end (JSON allows the spaces).
+    lines[first] = lines[first].replace(modes.group(0), f'"modes_covered":{"8":<{len(modes.group(1))}}')
+    open("run/metrics.jsonl", "w").writelines(lines)
+    r = dlx("train-gan", "--resume", "run", "--json")
+    assert r.code == 0, r.stderr
+    assert "mode collapse setting in: modes_covered below its best: 8 ->" in r.stderr, r.stderr
+    assert [x["step"] for x in r.event("info") if "collapse" in x] == [40]

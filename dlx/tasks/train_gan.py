@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import math
 import os
 import zipfile
@@ -234,7 +235,9 @@ def run(cfg, run):
     # toys: seed 0's points at each eval, kept in the run directory beside the checkpoints so
     # that a resumed run's scatter.png shows the evaluations before the resume too
     history: dict[int, np.ndarray] = _load_points(run) if toy else {}
-    best: dict[str, list] = {}
+    # The best coverage so far, per seed: a resumed run's starts from the evaluations logged
+    # before its checkpoint (it restarted, and a collapse across the resume went unwarned).
+    best: dict[str, list] = _logged_best(run, "modes_covered" if toy else "class_coverage", cfg.seeds)
 
     def generate(state):
         return np.asarray(gen_all(averaged(state) if cfg.ema > 0 else state["g"], state["gs"]))
@@ -327,6 +330,26 @@ def ema_weights(state, decay: float):
         c = e.count.reshape(e.count.shape + (1,) * (m.ndim - e.count.ndim))   # () or (seeds, 1, ...)
         return jnp.where(c > 0, m / (1.0 - decay ** jnp.maximum(c, 1).astype(m.dtype)), g)
     return jax.tree.map(one, e.ema, state["g"])
+
+
+def _logged_best(run, name: str, seeds: int) -> dict[str, list]:
+    """{name: per-seed best} over the eval records of a resumed run's metrics.jsonl (the
+    records after its checkpoint are out by now: the session took them out); {} if none."""
+    if not run.resumed or run.dir is None:
+        return {}
+    key = f"{name}_per_seed" if seeds > 1 else name
+    best = None
+    try:
+        with open(run.path("metrics.jsonl"), encoding="utf-8") as f:
+            for line in f:
+                if '"event":"eval"' in line and f'"{key}"' in line:
+                    v = json.loads(line).get(key)
+                    v = v if isinstance(v, list) else [v]
+                    if len(v) == seeds and all(isinstance(x, (int, float)) for x in v):
+                        best = v if best is None else [max(a, b) for a, b in zip(best, v)]
+    except (OSError, ValueError):
+        return {}
+    return {name: best} if best is not None else {}
 
 
 def _step_of(state) -> int:
