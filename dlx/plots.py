@@ -8,12 +8,38 @@ from collections import defaultdict
 
 
 def _plt():
+    import logging
+    import os
+
+    if "MPLCONFIGDIR" not in os.environ:
+        # With an unwritable home, matplotlib warned twice on stderr (also under --quiet)
+        # and built its font cache afresh in a temporary directory on every run: dlx's
+        # cache directory holds it instead where that is writable, else the warning is quiet.
+        from dlx import runtime
+
+        config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+        if not _writable(os.path.join(config, "matplotlib")):
+            if _writable(os.path.join(runtime.cache_dir(), "matplotlib")):
+                os.environ["MPLCONFIGDIR"] = os.path.join(runtime.cache_dir(), "matplotlib")
+            else:
+                logging.getLogger("matplotlib").setLevel(logging.ERROR)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _writable(path: str) -> bool:
+    """Whether path is, or can be made, a writable directory."""
+    import os
+
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK)
 
 
 def legend(ax, **kw) -> None:

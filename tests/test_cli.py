@@ -166,3 +166,22 @@ def test_out_of_memory_line_reads_each_backends_wording():
     assert _oom_request("Status: RESOURCE_EXHAUSTED: Out of memory while trying to allocate 47.70GiB with allocator "
                         "GPU_0_bfc on device 0.") == "47.7 GiB requested"
     assert _oom_request("RESOURCE_EXHAUSTED: failed to allocate memory") == "an allocation failed"
+
+
+@pytest.mark.parametrize("cache", ["dlx cache", "none"])
+def test_an_unwritable_home_leaves_stderr_quiet(in_tmp, cache):
+    # matplotlib warned twice (config directory not writable, a temporary one made), under
+    # --quiet too, and built its font cache afresh each run: it now keeps it in dlx's cache
+    # directory where that is writable, and is quiet where nothing is.
+    env = {"HOME": "/proc/no-home", "XDG_CONFIG_HOME": "", "XDG_CACHE_HOME": "", "MPLCONFIGDIR": "",
+           "DLX_CACHE_DIR": str(in_tmp / "cache") if cache == "dlx cache" else ""}
+    env = {k: v for k, v in env.items() if v}
+    e = {k: v for k, v in os.environ.items() if k not in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "MPLCONFIGDIR",
+                                                          "DLX_CACHE_DIR")}
+    p = subprocess.run([sys.executable, "-m", "dlx", "cnn-demo", "--steps", "4", "--log-every", "2",
+                        "--eval-every", "4", "--no-mlp-baseline", "--feature-maps", "0", "--channels", "2,4",
+                        "--hidden", "8", "--quiet", "--out", "run"], env={**e, **env}, capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    assert os.path.isfile("run/curves.png")
+    assert os.path.isdir(in_tmp / "cache" / "matplotlib") == (cache == "dlx cache")
