@@ -27,3 +27,39 @@ def test_layer_table_of_the_abstract_model_equals_the_concrete_ones(in_shape, kw
     assert sum(r["params"] for r in rows) == param_count(nnx.state(concrete, nnx.Param))
     x = jax.ShapeDtypeStruct((2, *in_shape), jax.numpy.float32)
     assert rows[-1]["shape"] == [10] and jax.eval_shape(lambda x: nnx.merge(graphdef, state)(x), x).shape == (2, 10)
+
+
+def test_a_move_shifts_every_pixel_and_fills_the_border_with_background():
+    import jax.numpy as jnp
+    import numpy as np
+
+    from dlx.tasks.cnn_demo import _shifted
+
+    x = jnp.arange(1, 17, dtype=jnp.float32).reshape(1, 4, 4, 1)
+    down_left = np.asarray(_shifted(x, (1, -2)))[0, ..., 0]
+    np.testing.assert_array_equal(down_left, [[0, 0, 0, 0], [3, 4, 0, 0], [7, 8, 0, 0], [11, 12, 0, 0]])
+    signal = jnp.arange(1, 6, dtype=jnp.float32).reshape(1, 5, 1)
+    np.testing.assert_array_equal(np.asarray(_shifted(signal, (2,)))[0, :, 0], [0, 0, 1, 2, 3])
+
+
+def test_invariance_counts_the_predictions_a_move_or_turn_leaves_alone(in_tmp):
+    """A model that ignores its input keeps every prediction; cnn-demo reports the three
+    fractions, and a 1-pixel move keeps more than a 2-pixel one."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from dlx.tasks.cnn_demo import invariance
+    from tests.helpers import dlx
+
+    class Constant(nnx.Module):
+        def __call__(self, x):
+            return jnp.zeros((x.shape[0], 10)).at[:, 3].set(1.0)
+
+    graphdef, params = nnx.split(Constant())
+    x = jnp.asarray(np.random.default_rng(0).random((50, 8, 8, 1)), jnp.float32)
+    assert invariance(graphdef, params, x) == {"shift_agreement_1px": 1.0, "shift_agreement_2px": 1.0,
+                                               "rotation_agreement_15deg": 1.0}
+    r = dlx("cnn-demo", "--steps", "200", "--no-mlp-baseline", "--feature-maps", "0", "--channels", "4,8",
+            "--hidden", "16", "--json", "--out", "run")
+    s = r.summary
+    assert 0 <= s["shift_agreement_2px"] < s["shift_agreement_1px"] <= 1 and 0 <= s["rotation_agreement_15deg"] <= 1

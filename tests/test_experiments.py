@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = sorted((ROOT / "experiments").glob("[0-9]*.sh"))
 # The dlx subcommand each script needs (skipped, with the reason, while one is missing).
 NEEDS = {"01": "compare-rnn", "02": "compare-rnn", "03": "compare-rnn", "04": "grad-probe",
-         "05": "grad-probe", "06": "cnn-demo", "07": "cnn-demo", "08": "train-gan", "09": "cnn-demo"}
+         "05": "grad-probe", "06": "cnn-demo", "07": "cnn-demo", "08": "train-gan", "09": "cnn-demo", "10": "cnn-demo"}
 
 
 def test_scripts_are_found():

@@ -94,6 +94,7 @@ def run(cfg, run):
         summary["mlp"] = _mlp_baseline(cfg, run, data, res.eval["test_accuracy"])
 
     summary.update(edge_response(graphdef, params, data.x_test[:256]))
+    summary.update(invariance(graphdef, params, data.x_test))
     if cfg.feature_maps:
         _feature_maps(run, graphdef, params, data, cfg)
     plots.curves_from_metrics(run.path("metrics.jsonl"), run.path("curves.png"), f"dlx cnn-demo ({cfg.dataset})")
@@ -190,6 +191,47 @@ def edge_response(graphdef, params, x) -> dict:
     denom = jnp.sqrt((fc ** 2).sum(0) * (ec ** 2).sum(0))
     corr = jnp.where(denom > 0, jnp.abs((fc * ec).sum(0)) / jnp.where(denom > 0, denom, 1.0), 0.0)
     return {"edge_correlation": float(corr.mean()), "edge_correlation_max": float(corr.max())}
+
+
+SHIFTS = (1, 2)        # pixels (samples, for 1-D signals)
+ROTATION = 15.0        # degrees
+
+
+def _shifted(x, offsets):
+    """x (N, *spatial, C) moved by offsets (one per spatial axis, + = down / right), the
+    uncovered border filled with 0 (the images' background)."""
+    pad = [(0, 0)] + [(abs(o), abs(o)) for o in offsets] + [(0, 0)]
+    p = jnp.pad(x, pad)
+    idx = (slice(None),) + tuple(slice(abs(o) - o, abs(o) - o + n) for o, n in zip(offsets, x.shape[1:-1]))
+    return p[idx]
+
+
+def invariance(graphdef, params, x) -> dict:
+    """How often the trained model's prediction for a test input stays the same when the
+    input moves by 1 or 2 pixels (the mean over the 4 directions; 2 for 1-D signals) or, for
+    images, turns by 15 degrees (the mean of both ways): the notes' "pooling gives
+    invariance to position and rotation", measured (`experiments/10_pool_invariance.sh`)."""
+    model = nnx.merge(graphdef, params)
+    predict = jax.jit(lambda v: jnp.argmax(model(v), -1))
+
+    def preds(v):
+        return np.concatenate([np.asarray(predict(v[i:i + 2048])) for i in range(0, len(v), 2048)])
+
+    x = jnp.asarray(x)
+    base = preds(x)
+    dims = x.ndim - 2
+    res = {}
+    for s in SHIFTS:
+        moves = [tuple(d * (i == a) for i in range(dims)) for a in range(dims) for d in (s, -s)]
+        res[f"shift_agreement_{s}px"] = float(np.mean([(preds(_shifted(x, m)) == base).mean() for m in moves]))
+    if dims == 2:
+        from scipy import ndimage
+
+        turned = [ndimage.rotate(np.asarray(x), a, axes=(2, 1), reshape=False, order=1, mode="constant")
+                  for a in (ROTATION, -ROTATION)]
+        res[f"rotation_agreement_{ROTATION:g}deg"] = float(np.mean([(preds(jnp.asarray(t)) == base).mean()
+                                                                   for t in turned]))
+    return res
 
 
 def _resize(img, hw):
