@@ -1,7 +1,7 @@
 """Every experiments/[0-9]*.sh script runs end to end at QUICK=1 and ends with verdicts.
 
 Each script is a real sweep (several dlx processes), so this is the slowest test file:
-on a quiet 2-core CPU the nine scripts take a few minutes together, most of it JAX
+on a quiet 2-core CPU the ten scripts take a few minutes together, most of it JAX
 start-up and compilation (the compile cache in DLX_CACHE_DIR is shared with the rest of
 the session)."""
 
