@@ -14,13 +14,17 @@ def _plt():
     if "MPLCONFIGDIR" not in os.environ:
         # With an unwritable home, matplotlib warned twice on stderr (also under --quiet)
         # and built its font cache afresh in a temporary directory on every run: dlx's
-        # cache directory holds it instead where that is writable, else the warning is quiet.
+        # cache directory holds it instead where that is writable (unless a matplotlibrc
+        # of the user's sits in the config directory), else the warnings are quiet.
         from dlx import runtime
 
-        config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-        if not _writable(os.path.join(config, "matplotlib")):
-            if _writable(os.path.join(runtime.cache_dir(), "matplotlib")):
-                os.environ["MPLCONFIGDIR"] = os.path.join(runtime.cache_dir(), "matplotlib")
+        home = os.path.expanduser("~")
+        config = os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"), "matplotlib")
+        cache = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"), "matplotlib")
+        if not (_writable(config) and _writable(cache)):
+            ours = os.path.join(runtime.cache_dir(), "matplotlib")
+            if not os.path.isfile(os.path.join(config, "matplotlibrc")) and _writable(ours):
+                os.environ["MPLCONFIGDIR"] = ours
             else:
                 logging.getLogger("matplotlib").setLevel(logging.ERROR)
     import matplotlib

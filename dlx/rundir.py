@@ -69,6 +69,13 @@ def read_config(path: str) -> dict:
         raise UsageError(f"--resume {path}: config.json is unreadable ({e})") from None
 
 
+def last_record_hash(line: bytes) -> str:
+    """Names a metrics.jsonl record (a checkpoint notes the last one logged before it)."""
+    import hashlib
+
+    return hashlib.sha1(line.rstrip(b"\n")).hexdigest()[:16]
+
+
 def atomic_write(path: str, text: str) -> None:
     """Write via a temporary file and rename, so a crash never leaves half a file."""
     d = os.path.dirname(path) or "."

@@ -25,7 +25,7 @@ from dlx import runtime
 from dlx.config import OPTION_NAMES
 from dlx.errors import SMALLER, DlxError, RunFailure, UsageError
 from dlx.output import Output, StdoutClosed, fmt
-from dlx.rundir import RunDir, new_run_id, read_config
+from dlx.rundir import RunDir, last_record_hash, new_run_id, read_config
 
 
 # Settings a resumed run may be given anew (training longer, logging differently, a new host).
@@ -137,13 +137,14 @@ def _progress(path: str) -> tuple[dict | None, int, bool]:
     return summary, trained, saved
 
 
-def _stale_from(checkpoints: str) -> int | None:
-    """metrics.jsonl's length when the latest of its models' latest checkpoints was saved:
-    later records are stale on resume (0 without any checkpoint: all of them); None when a
-    checkpoint does not say (saved before dlx noted it)."""
+def _stale_from(checkpoints: str) -> tuple[int, str | None] | None:
+    """(metrics.jsonl's length when the latest of its models' latest checkpoints was saved,
+    the hash of the record that ended there): later records are stale on resume ((0, None)
+    without any checkpoint: all of them); None when a checkpoint does not say (saved before
+    dlx noted it)."""
     from dlx.checkpoint import Checkpointer
 
-    cut = 0
+    cut: tuple[int, str | None] = (0, None)
     names = sorted(os.listdir(checkpoints)) if os.path.isdir(checkpoints) else []
     for name in names:
         if not os.path.isdir(os.path.join(checkpoints, name)):
@@ -155,9 +156,9 @@ def _stale_from(checkpoints: str) -> int | None:
             meta = ckpt.latest_meta() or {}
         finally:
             ckpt.close()
-        if not isinstance(meta.get("log_bytes"), int):
+        if not isinstance(meta.get("log_bytes"), int) or not isinstance(meta.get("log_last"), str):
             return None
-        cut = max(cut, meta["log_bytes"])
+        cut = max(cut, (meta["log_bytes"], meta["log_last"]), key=lambda c: c[0])
     return cut
 
 
@@ -188,6 +189,7 @@ class Run:
         self.dir: RunDir | None = None
         self.started = False
         self.announced = False  # its config record is out: error records name it
+        self.dropped = b""      # the stale records a resume took out of metrics.jsonl
         self.t0 = time.perf_counter()
 
     # -- life cycle ----------------------------------------------------------------------
@@ -286,20 +288,30 @@ class Run:
         those steps' records twice, and a record it cut off mid-line ran into the next."""
         if self._undo_len is None or getattr(self.cfg, "num_processes", 1) > 1:
             return   # several hosts: process 0's checkpoints, each process's own log
-        try:
-            cut = _stale_from(self.dir.file("checkpoints"))
-        except Exception:   # an unreadable checkpoint directory: fit's restore reports it
-            return
         path = self.dir.file("metrics.jsonl")
-        if cut is None or cut > self._undo_len:
-            return   # a checkpoint from before dlx noted the log's length, or a log edited since
         with open(path, "rb") as f:
-            f.seek(max(cut - 1, 0))
-            if cut and f.read(1) != b"\n":
-                return   # not a record's end: leave the log as it is
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(size - 65536, 0))
+            end = f.read()
+        cut = size - (len(end) - end.rfind(b"\n") - 1)   # a record cut off mid-line goes in any case
+        try:
+            found = _stale_from(self.dir.file("checkpoints"))
+        except Exception:   # an unreadable checkpoint directory: fit's restore reports it
+            found = None
+        if found is not None and found[0] <= cut:
+            with open(path, "rb") as f:
+                f.seek(max(found[0] - 65536, 0))
+                head = f.read(found[0] - max(found[0] - 65536, 0))
+            # Only at the record the checkpoint noted: a log changed since (a refused resume
+            # put records back that a newer checkpoint did not see) keeps its records.
+            if not found[0] or (head.endswith(b"\n") and last_record_hash(head.rsplit(b"\n", 2)[-2]) == found[1]):
+                cut = found[0]
+        with open(path, "rb") as f:
+            f.seek(cut)
             tail = f.read()
         kept = b"".join(line for line in tail.splitlines(keepends=True)
                         if line.endswith(b"\n") and _event_of(line) in ("config", "error", "summary"))
+        self.dropped = tail   # for fits that ask whether they had trained (train._has_trained)
         if kept != tail:
             self._undo_tail = (cut, tail)
             with open(path, "r+b") as f:
@@ -477,8 +489,11 @@ def _interrupted(cfg, run) -> str:
     _, trained, saved = _progress(run.dir.path)
     if saved:
         return f"interrupted between checkpoints; what was saved is kept. Resume with: {resume}"
-    if trained:   # short of its first checkpoint: --resume trains it again from step 0
+    if trained and trained <= (getattr(cfg, "eval_every", None) or 0):   # --resume trains it again from 0
         return f"interrupted before the first checkpoint; {resume} starts it again from step 0"
+    if trained:   # its checkpoints are gone: --resume refuses it
+        return (f"interrupted, and the run's checkpoints are gone: start it anew with "
+                f"dlx {cfg.command} --out {shlex.quote(run.dir.path)} --force")
     return f"interrupted before the first step; the run directory is kept, and {resume} starts it"
 
 

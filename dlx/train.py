@@ -37,6 +37,7 @@ from dlx import runtime
 from dlx.checkpoint import Checkpointer
 from dlx.errors import SMALLER, Interrupted, RunFailure, UsageError
 from dlx.output import StdoutClosed
+from dlx.rundir import last_record_hash
 
 State = Any
 
@@ -294,7 +295,8 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
         start = int(meta["step"])
         out.info(f"resumed {trainer.name} from step {start}")
     else:
-        if run.resumed and run.dir is not None and _has_trained(run.dir.file("metrics.jsonl"), trainer, eval_every):
+        if run.resumed and run.dir is not None and _has_trained(run.dir.file("metrics.jsonl"), trainer, eval_every,
+                                                                getattr(run, "dropped", b"")):
             # Its checkpoint is gone (deleted by hand): training it again from step 0 would
             # end elsewhere than the run it continues, if that was extended (another schedule).
             # Steps short of the first checkpoint are trained again (see session._merge_resume).
@@ -339,8 +341,9 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
             "window_sums": {k: np.asarray(v).tolist() for k, v in wsums.items()}, "window_count": wcount,
             "last_train": last_train, "last_eval": last_eval, "compile_s": compile_s,
             "run_s": run_s, "timed_steps": done_steps, "diverged": diverged, "peak_bytes": peak_bytes(),
-            # Records after this length are stale once the run resumes from here (session).
-            "log_bytes": _log_bytes(run),
+            # Records after this length are stale once the run resumes from here (session);
+            # the last record before it identifies that place in the log.
+            **_log_position(run),
         })
 
     def peak_bytes() -> int | None:
@@ -519,34 +522,44 @@ def _retimer(single, jstep, state, data, at: int):
     return retime
 
 
-def _log_bytes(run) -> int | None:
+def _log_position(run) -> dict:
+    """{"log_bytes": metrics.jsonl's length, "log_last": a hash of its last record}, or {}."""
     try:
-        return os.path.getsize(run.dir.file("metrics.jsonl"))
+        with open(run.dir.file("metrics.jsonl"), "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(size - 65536, 0))
+            last = f.read().rsplit(b"\n", 2)
     except (OSError, AttributeError):
-        return None
+        return {}
+    return {"log_bytes": size, "log_last": last_record_hash(last[-2] if len(last) > 1 else b"")}
 
 
-def _has_trained(metrics_path: str, trainer: Trainer, past: int) -> bool:
+def _has_trained(metrics_path: str, trainer: Trainer, past: int, dropped: bytes = b"") -> bool:
     """Whether metrics.jsonl holds train records of this fit (known by its tag, or its
     members') after step `past` (its first checkpoint's), and no record that it diverged:
     such steps without a checkpoint mean a lost checkpoint. An untagged fit (a run's main
-    model) is left to the session, which refuses such a run when it has no checkpoint at all."""
+    model) is left to the session, which refuses such a run when it has no checkpoint at all.
+    `dropped`: the records the resume took out of the log as stale, which count too."""
     tags = [{**trainer.tag, **m} for m in trainer.members] if trainer.members else [trainer.tag]
     if not all(tags):
         return False
     trained = past_first = ended = False
     try:
         with open(metrics_path, encoding="utf-8") as f:
-            for line in f:
+            lines = [*f, *dropped.decode("utf-8", "replace").splitlines()]
+            for line in lines:
                 ended = ended or '"event":"summary"' in line   # the run once ended: checkpoints at its end
                 if '"event":"train"' in line or '"diverged"' in line:
-                    rec = json.loads(line)
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:   # a record a kill cut off
+                        continue
                     if any(all(rec.get(k) == v for k, v in t.items()) for t in tags):
                         if "diverged" in rec:
                             return False
                         trained = True
                         past_first = past_first or (rec.get("step") or 0) > past
-    except (OSError, ValueError):
+    except OSError:
         return False
     return past_first or (trained and ended)
 

@@ -357,10 +357,17 @@ def test_resume_refuses_a_changed_length_and_a_model_whose_checkpoint_is_gone(in
     assert r.code == 2 and "--seq-len 6 differs" in r.stderr, r.stderr     # the option's name, not the field's
     assert dlx("compare-rnn", "--resume", "run", "--seq-len", "8,6", "--steps", "10").code == 0  # the same lengths
     before = open("run/metrics.jsonl").read()
-    shutil.rmtree("run/checkpoints/lstm-T6")
-    r = dlx("compare-rnn", "--resume", "run", "--steps", "20")
-    assert r.code == 2 and "lstm-T6 has trained" in r.stderr, r.stderr
-    assert open("run/metrics.jsonl").read() == before                # left as it was
+    last = [json.loads(l) for l in before.splitlines() if '"event":"train"' in l][-1]
+    shutil.copytree("run", "kept")
+    # The last model's records are after every other model's checkpoint, so a resume takes
+    # them out as stale: they still count as training that its lost checkpoint had saved.
+    for name in (f"{last['cell']}-T{last['seq_len']}", "lstm-T6"):
+        shutil.rmtree("run")
+        shutil.copytree("kept", "run")    # each case from the complete run (a refused resume
+        shutil.rmtree(f"run/checkpoints/{name}")   # keeps the checkpoints the others saved)
+        r = dlx("compare-rnn", "--resume", "run", "--steps", "20")
+        assert r.code == 2 and f"{name} has trained" in r.stderr, r.stderr
+        assert open("run/metrics.jsonl").read() == before                # left as it was
     shutil.rmtree("run/checkpoints")
     r = dlx("compare-rnn", "--resume", "run", "--steps", "20")       # complete, every checkpoint gone
     assert r.code == 2 and "no checkpoint left" in r.stderr, r.stderr
@@ -384,3 +391,6 @@ def test_a_model_killed_while_writing_its_first_checkpoint_trains_again(in_tmp):
     assert r.code == 0, r.stderr
     assert {t.get("cell") for t in r.event("train")} == {"lstm"}    # the GRU was restored, not retrained
     assert_same_numbers(strip_timing(r.summary["cells"]), strip_timing(full.summary["cells"]))
+    def logged(recs):
+        return [(x["event"], x.get("cell"), x["step"]) for x in recs if "step" in x]
+    assert logged(map(json.loads, open("cut/metrics.jsonl"))) == logged(full.records)   # each once
