@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import sys
 import threading
@@ -162,6 +163,19 @@ def _stale_from(checkpoints: str) -> tuple[int, str | None] | None:
     return cut
 
 
+def _end_of_last_line(f) -> int:
+    """The offset just past the last newline of the binary file f (0 if none)."""
+    pos = f.seek(0, os.SEEK_END)
+    while pos > 0:
+        start = max(pos - 65536, 0)
+        f.seek(start)
+        at = f.read(pos - start).rfind(b"\n")
+        if at >= 0:
+            return start + at + 1
+        pos = start
+    return 0
+
+
 def _event_of(line: bytes) -> str | None:
     try:
         rec = json.loads(line)
@@ -190,6 +204,7 @@ class Run:
         self.started = False
         self.announced = False  # its config record is out: error records name it
         self.dropped = b""      # the stale records a resume took out of metrics.jsonl
+        self.checkpointed: list[str] = []   # the checkpoints this invocation saved (their directories)
         self.t0 = time.perf_counter()
 
     # -- life cycle ----------------------------------------------------------------------
@@ -290,10 +305,7 @@ class Run:
             return   # several hosts: process 0's checkpoints, each process's own log
         path = self.dir.file("metrics.jsonl")
         with open(path, "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(size - 65536, 0))
-            end = f.read()
-        cut = size - (len(end) - end.rfind(b"\n") - 1)   # a record cut off mid-line goes in any case
+            cut = _end_of_last_line(f)   # a record cut off mid-line goes in any case
         try:
             found = _stale_from(self.dir.file("checkpoints"))
         except Exception:   # an unreadable checkpoint directory: fit's restore reports it
@@ -323,6 +335,11 @@ class Run:
         from dlx.rundir import atomic_write
 
         self.out.close()
+        # A model that trained on and saved before the bad input was found (a sweep's later
+        # model): its new checkpoints go too, or they would hold steps the log put back here
+        # lacks. Its latest checkpoint is then the one it resumed from, as before.
+        for path in self.checkpointed:
+            shutil.rmtree(path, ignore_errors=True)
         for name, data in getattr(self, "_undo", {}).items():
             if data is not None:
                 atomic_write(self.dir.file(name), data.decode("utf-8"))

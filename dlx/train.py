@@ -336,6 +336,9 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
     def save(at: int):
         if ckpt is None:
             return
+        saved = getattr(run, "checkpointed", None)
+        if saved is not None and at != ckpt.latest_step():   # a refused resume takes it out (session)
+            saved.append(os.path.join(ckpt.directory, str(at)))
         ckpt.save(at, state, {
             "step": at, "sums": {k: np.asarray(v).tolist() for k, v in sums.items()}, "count": count,
             "window_sums": {k: np.asarray(v).tolist() for k, v in wsums.items()}, "window_count": wcount,

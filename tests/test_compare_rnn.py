@@ -365,9 +365,13 @@ def test_resume_refuses_a_changed_length_and_a_model_whose_checkpoint_is_gone(in
         shutil.rmtree("run")
         shutil.copytree("kept", "run")    # each case from the complete run (a refused resume
         shutil.rmtree(f"run/checkpoints/{name}")   # keeps the checkpoints the others saved)
+        kept_steps = sorted(os.path.relpath(d, "run") for d, _, _ in os.walk("run/checkpoints")
+                            if os.path.basename(d).isdigit())
         r = dlx("compare-rnn", "--resume", "run", "--steps", "20")
         assert r.code == 2 and f"{name} has trained" in r.stderr, r.stderr
-        assert open("run/metrics.jsonl").read() == before                # left as it was
+        assert open("run/metrics.jsonl").read() == before                # left as it was, and the
+        assert sorted(os.path.relpath(d, "run") for d, _, _ in os.walk("run/checkpoints")   # models that
+                      if os.path.basename(d).isdigit()) == kept_steps    # trained on first saved nothing
     shutil.rmtree("run/checkpoints")
     r = dlx("compare-rnn", "--resume", "run", "--steps", "20")       # complete, every checkpoint gone
     assert r.code == 2 and "no checkpoint left" in r.stderr, r.stderr

@@ -862,3 +862,14 @@ def test_a_second_sigint_quits_at_once():
     assert (last["event"], last["kind"], last["exit_code"]) == ("error", "interrupted", 130)
     assert p.stderr.strip().splitlines()[-1] == "error: second SIGINT: quit without saving"
     assert p.stderr.strip().endswith("second SIGINT: quit without saving")
+
+
+def test_the_end_of_the_last_whole_record_is_found_past_64_kib():
+    # A record cut off mid-line longer than the 64 KiB read back was only partly removed.
+    import io
+
+    from dlx.session import _end_of_last_line
+
+    cut_off = b'{"schema":1,"event":"info","sample":"' + b"y" * 70000
+    for log, end in ((b"", 0), (b'{"a":1}\n', 8), (b'{"a":1}\n' + cut_off, 8), (cut_off, 0), (b"x\n" * 40000, 80000)):
+        assert _end_of_last_line(io.BytesIO(log)) == end
