@@ -74,12 +74,12 @@ def _merge_resume(cfg, explicit: set[str]):
     summary, trained, saved_steps = _progress(cfg.resume)
     if summary is not None and getattr(merged, "steps", 0) <= (old.get("steps") or 0):
         raise _Complete(summary)
-    # Steps up to the first checkpoint (at --eval-every) are trained again from step 0, to
-    # the same numbers: the process died before that checkpoint landed (killed while Orbax
-    # wrote it, as on an H200). Past it, or once the run ended, a checkpoint was lost: a
-    # complete run given a larger --steps would train its first steps under another
-    # learning-rate schedule.
-    if trained > (getattr(merged, "eval_every", None) or 0) and not saved_steps:
+    # Without any checkpoint, a run that never ended is trained again from step 0, to the
+    # same numbers, its old records taken out (Run._drop_stale_records): it died before its
+    # first checkpoint landed (killed while Orbax wrote it, as on an H200), or its
+    # checkpoints were deleted. One that ended had a checkpoint at its end: given a larger
+    # --steps, it would train its first steps again under another learning-rate schedule.
+    if trained == sys.maxsize and not saved_steps:
         raise UsageError(f"--resume {cfg.resume}: the run has trained (metrics.jsonl holds its steps) but has no "
                          f"checkpoint left to continue from; start it anew with --out {cfg.resume} --force")
     return merged, saved.get("run")
@@ -506,7 +506,7 @@ def _interrupted(cfg, run) -> str:
     _, trained, saved = _progress(run.dir.path)
     if saved:
         return f"interrupted between checkpoints; what was saved is kept. Resume with: {resume}"
-    if trained and trained <= (getattr(cfg, "eval_every", None) or 0):   # --resume trains it again from 0
+    if trained and trained < sys.maxsize:   # never ended: --resume trains it again from step 0
         return f"interrupted before the first checkpoint; {resume} starts it again from step 0"
     if trained:   # its checkpoints are gone: --resume refuses it
         return (f"interrupted, and the run's checkpoints are gone: start it anew with "

@@ -538,32 +538,34 @@ def _log_position(run) -> dict:
 
 
 def _has_trained(metrics_path: str, trainer: Trainer, past: int, dropped: bytes = b"") -> bool:
-    """Whether metrics.jsonl holds train records of this fit (known by its tag, or its
-    members') after step `past` (its first checkpoint's), and no record that it diverged:
-    such steps without a checkpoint mean a lost checkpoint. An untagged fit (a run's main
-    model) is left to the session, which refuses such a run when it has no checkpoint at all.
-    `dropped`: the records the resume took out of the log as stale, which count too."""
+    """Whether this fit (known by its tag, or its members') lost a checkpoint: metrics.jsonl
+    still holds its train records after step `past` (its first checkpoint's; trained again
+    from step 0, they would be logged twice), or the run once ended (given a larger --steps,
+    its first steps would train under another learning-rate schedule). `dropped`, the records
+    the resume took out as stale, count for the second; a fit that diverged needs no
+    checkpoint. An untagged fit (a run's main model) is left to the session."""
     tags = [{**trainer.tag, **m} for m in trainer.members] if trainer.members else [trainer.tag]
     if not all(tags):
         return False
-    trained = past_first = ended = False
     try:
         with open(metrics_path, encoding="utf-8") as f:
-            lines = [*f, *dropped.decode("utf-8", "replace").splitlines()]
-            for line in lines:
-                ended = ended or '"event":"summary"' in line   # the run once ended: checkpoints at its end
-                if '"event":"train"' in line or '"diverged"' in line:
-                    try:
-                        rec = json.loads(line)
-                    except ValueError:   # a record a kill cut off
-                        continue
-                    if any(all(rec.get(k) == v for k, v in t.items()) for t in tags):
-                        if "diverged" in rec:
-                            return False
-                        trained = True
-                        past_first = past_first or (rec.get("step") or 0) > past
+            kept = list(f)
     except OSError:
         return False
+    trained = past_first = ended = False
+    for n, line in enumerate([*kept, *dropped.decode("utf-8", "replace").splitlines()]):
+        ended = ended or '"event":"summary"' in line
+        if '"event":"train"' not in line and '"diverged"' not in line:
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:   # a record a kill cut off
+            continue
+        if any(all(rec.get(k) == v for k, v in t.items()) for t in tags):
+            if "diverged" in rec:
+                return False
+            trained = True
+            past_first = past_first or (n < len(kept) and (rec.get("step") or 0) > past)
     return past_first or (trained and ended)
 
 

@@ -187,10 +187,13 @@ def test_resume_refuses_a_run_whose_checkpoints_are_gone(in_tmp):
     assert open("part/metrics.jsonl").read() == before
 
 
-def test_a_run_killed_while_writing_its_first_checkpoint_trains_again_from_step_0(in_tmp):
+@pytest.mark.parametrize("logged_to", [10, 30])
+def test_a_run_without_checkpoints_that_never_ended_trains_again_from_step_0(in_tmp, logged_to):
     """kill -9 while Orbax wrote the first checkpoint (an H200 took longer than the 0.4 s
     the kill test waits): metrics.jsonl holds the steps up to it and there is no checkpoint.
-    --resume refused such a run ("no checkpoint left"); it trains it again from step 0."""
+    --resume refused such a run ("no checkpoint left"); it trains it again from step 0, its
+    old records taken out. So does a run whose checkpoints were deleted before it ended
+    (a judge killed in its one checkpoint's write logs past --eval-every)."""
     import shutil
 
     full = dlx("cnn-demo", *FAST, "--json", "--out", "full")
@@ -199,7 +202,7 @@ def test_a_run_killed_while_writing_its_first_checkpoint_trains_again_from_step_
     shutil.rmtree("cut/checkpoints")
     lines = open("cut/metrics.jsonl").readlines()
     first_past = next(i for i, l in enumerate(lines) if json.loads(l).get("event") == "summary"
-                      or (json.loads(l).get("step") or 0) > 10)
+                      or (json.loads(l).get("step") or 0) > logged_to)
     with open("cut/metrics.jsonl", "w") as f:   # as it stood when the step-10 checkpoint was being written
         f.writelines(lines[:first_past])
     resumed = dlx("cnn-demo", "--resume", "cut", "--json")
