@@ -69,6 +69,7 @@ def fmt(v: Any) -> str:
 
 class Output:
     def __init__(self, *, command: str, json_mode: bool, quiet: bool):
+        self._held: list | None = None   # see hold()
         self.command = command
         self.json_mode = json_mode
         self.console = Console(stderr=True, quiet=quiet, highlight=False)
@@ -137,8 +138,21 @@ class Output:
         self.closed = True
         self._check_open()
 
+    def hold(self) -> None:
+        """Keep what is for people until release(): a resumed run's header and tables wait
+        until its checkpoint is read, so a damaged one is the one-line error it should be."""
+        self._held = []
+
+    def release(self, discard: bool = False) -> None:
+        held, self._held = self._held, None
+        for what, kw in (held or []) if not discard else []:
+            self._print(*what, **kw)
+
     def _print(self, *what, **kw) -> None:
         self._check_open()
+        if self._held is not None:
+            self._held.append((what, kw))
+            return
         try:
             self.console.print(*what, **kw)
         except BrokenPipeError:
@@ -176,6 +190,7 @@ class Output:
                                    TimeElapsedColumn, TimeRemainingColumn)
 
         self.stop_progress()
+        self.release()
         if not self.console.is_terminal:
             return  # no live bar in logs and pipes: train/eval lines carry the progress
         self._progress = Progress(

@@ -51,13 +51,23 @@ def silence_stderr() -> None:
     to_devnull(2)
 
 
-def quiet_library_threads() -> None:
+def quiet_library_threads() -> tuple | None:
     """In a `dlx` process (not a caller's; not with DLX_DEBUG), drop the tracebacks that
     library threads print through sys.excepthook (TensorStore's callbacks into a closed
-    event loop, after a damaged checkpoint: up to 250 lines around the one-line error)."""
+    event loop, after a damaged checkpoint: up to 250 lines around the one-line error).
+    Returns the hooks it replaced (for loud_again), None where it changed nothing."""
     if _CLI and not debugging():
+        old = (sys.excepthook, sys.unraisablehook)
         sys.excepthook = lambda *exc: None
         sys.unraisablehook = lambda unraisable: None
+        return old
+    return None
+
+
+def loud_again(old: tuple | None) -> None:
+    """Put back the hooks quiet_library_threads replaced."""
+    if old is not None:
+        sys.excepthook, sys.unraisablehook = old
 
 
 def debugging() -> bool:

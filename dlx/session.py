@@ -228,6 +228,8 @@ class Run:
         if self.resumed:
             self._keep_for_undo()
             self._drop_stale_records()
+        if self.resumed:
+            self.out.hold()   # until a checkpoint is read (train.fit): bad input is then one line
         self.out.attach(self.run_id, self.dir.file("metrics.jsonl"), append=self.resumed)
         record = {**base, "run_dir": path, "resumed": self.resumed, **extra}
         self.announced = True
@@ -266,6 +268,7 @@ class Run:
 
     def finish(self, summary: dict, *, table: dict | None = None, title: str | None = None) -> dict:
         """Emit the `summary` record, write summary.json, show the results table."""
+        self.out.release()
         runtime.raise_if_signalled()  # one remembered or swallowed on the way here ends the run
         runtime.raise_signals(False)  # the run is complete: a signal from here on changes nothing
         summary = {**summary, "wall_s": round(time.perf_counter() - self.t0, 3)}
@@ -529,6 +532,7 @@ def _exit(run, out, code: int) -> None:
 
 def _report(out: Output, msg: str, err: DlxError | None, kind: str | None = None) -> None:
     out.stop_progress()
+    out.release(discard=err is not None and err.exit_code == 2)   # bad input: its one line alone
     rec = {"kind": kind or (err.kind if err else "runtime"), "message": msg,
            "exit_code": err.exit_code if err else 130}
     try:

@@ -303,6 +303,7 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
             raise UsageError(f"--resume {run.dir.path}: {trainer.name} has trained (metrics.jsonl holds its steps) "
                              f"but its checkpoint is gone; start the run anew with --out {run.dir.path} --force")
         state = init_program(init)(key)
+    out.release()   # a resumed run's header and tables, held until its checkpoint was read
     state = _replicate(state)
 
     jchunk = chunked(step_fn)

@@ -876,3 +876,18 @@ def test_the_end_of_the_last_whole_record_is_found_past_64_kib():
     cut_off = b'{"schema":1,"event":"info","sample":"' + b"y" * 70000
     for log, end in ((b"", 0), (b'{"a":1}\n', 8), (b'{"a":1}\n' + cut_off, 8), (cut_off, 0), (b"x\n" * 40000, 80000)):
         assert _end_of_last_line(io.BytesIO(log)) == end
+
+
+def test_a_damaged_checkpoint_is_one_line_also_for_people(in_tmp):
+    # Without --quiet the resumed run's header and layer table came first, then the error.
+    assert dlx("cnn-demo", *FAST, "--out", "run").code == 0
+    for root, _, files in os.walk("run/checkpoints"):
+        if os.path.basename(root) == "d" and "ocdbt" in root:
+            for f in files:
+                os.truncate(os.path.join(root, f), 20)
+    r = dlx_subprocess("cnn-demo", "--resume", "run", "--steps", "40")
+    assert r.code == 2 and r.stderr.count("\n") == 1 and "corrupt or incompatible" in r.stderr, r.stderr[-1500:]
+    ok = dlx("cnn-demo", *FAST, "--out", "fine")   # a resume that reads its checkpoint shows all
+    assert ok.code == 0
+    more = dlx_subprocess("cnn-demo", "--resume", "fine", "--steps", "40")
+    assert more.code == 0 and "(resumed)" in more.stderr and "layers" in more.stderr and "results" in more.stderr
