@@ -145,8 +145,9 @@ class Output:
 
     def release(self, discard: bool = False) -> None:
         held, self._held = self._held, None
-        for what, kw in (held or []) if not discard else []:
-            self._print(*what, **kw)
+        if held and not discard:
+            for what, kw in held:
+                self._print(*what, **kw)
 
     def _print(self, *what, **kw) -> None:
         self._check_open()

@@ -228,7 +228,6 @@ class Run:
         if self.resumed:
             self._keep_for_undo()
             self._drop_stale_records()
-        if self.resumed:
             self.out.hold()   # until a checkpoint is read (train.fit): bad input is then one line
         self.out.attach(self.run_id, self.dir.file("metrics.jsonl"), append=self.resumed)
         record = {**base, "run_dir": path, "resumed": self.resumed, **extra}
