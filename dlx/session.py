@@ -71,7 +71,7 @@ def _merge_resume(cfg, explicit: set[str]):
         merged[name] = val
     merged["out"] = cfg.resume
     merged = type(cfg)(**merged)
-    summary, trained, saved_steps = _progress(cfg.resume)
+    summary, trained, ended, saved_steps = _progress(cfg.resume)
     if summary is not None and getattr(merged, "steps", 0) <= (old.get("steps") or 0):
         raise _Complete(summary)
     # Without any checkpoint, a run that never ended is trained again from step 0, to the
@@ -79,7 +79,7 @@ def _merge_resume(cfg, explicit: set[str]):
     # first checkpoint landed (killed while Orbax wrote it, as on an H200), or its
     # checkpoints were deleted. One that ended had a checkpoint at its end: given a larger
     # --steps, it would train its first steps again under another learning-rate schedule.
-    if trained == sys.maxsize and not saved_steps:
+    if trained and ended and not saved_steps:
         raise UsageError(f"--resume {cfg.resume}: the run has trained (metrics.jsonl holds its steps) but has no "
                          f"checkpoint left to continue from; start it anew with --out {cfg.resume} --force")
     return merged, saved.get("run")
@@ -110,10 +110,10 @@ class _Complete(Exception):
         self.summary = summary
 
 
-def _progress(path: str) -> tuple[dict | None, int, bool]:
-    """(its summary record if the run is complete, the last step it logged training at (0:
-    none, or a divergence; sys.maxsize once it ended), whether any checkpoint is saved) of
-    the run directory at path."""
+def _progress(path: str) -> tuple[dict | None, bool, bool, bool]:
+    """(its summary record if the run is complete, whether it logged training steps (not
+    counting a run that diverged), whether it once ended, whether any checkpoint is saved)
+    of the run directory at path."""
     summary = None
     try:
         with open(os.path.join(path, "summary.json"), encoding="utf-8") as f:
@@ -121,21 +121,18 @@ def _progress(path: str) -> tuple[dict | None, int, bool]:
         summary = summary if isinstance(summary, dict) else None
     except (OSError, ValueError):
         pass
-    trained, diverged, ended = 0, False, False
+    trained = diverged = ended = False
     try:   # steps of a model that diverged need no checkpoint: its resume runs into it again
         with open(os.path.join(path, "metrics.jsonl"), encoding="utf-8") as f:
             for line in f:
-                if '"event":"train"' in line:
-                    trained = max(trained, _step_of(line))
+                trained = trained or '"event":"train"' in line
                 diverged = diverged or '"diverged"' in line
-                ended = ended or '"event":"summary"' in line
+                ended = ended or '"event":"summary"' in line   # it had a checkpoint at its end
     except OSError:
         pass
-    # A run that once ended had a checkpoint at its end: however few its steps, one is lost.
-    trained = 0 if diverged else (sys.maxsize if ended and trained else trained)
     ck = os.path.join(path, "checkpoints")
     saved = any(d.isdigit() for _, dirs, _ in os.walk(ck) for d in dirs)
-    return summary, trained, saved
+    return summary, trained and not diverged, ended, saved
 
 
 def _stale_from(checkpoints: str) -> tuple[int, str | None] | None:
@@ -182,14 +179,6 @@ def _event_of(line: bytes) -> str | None:
     except ValueError:
         return None
     return rec.get("event") if isinstance(rec, dict) else None
-
-
-def _step_of(line: str) -> int:
-    """The step of a metrics.jsonl record; a line cut off by a kill counts as step 1."""
-    try:
-        return int(json.loads(line).get("step") or 1)
-    except (ValueError, TypeError, AttributeError):
-        return 1
 
 
 class Run:
@@ -505,10 +494,10 @@ def _interrupted(cfg, run) -> str:
     if run is None or run.dir is None:
         return "interrupted before the first checkpoint; nothing to resume"
     resume = f"dlx {cfg.command} --resume {shlex.quote(run.dir.path)}"
-    _, trained, saved = _progress(run.dir.path)
+    _, trained, ended, saved = _progress(run.dir.path)
     if saved:
         return f"interrupted between checkpoints; what was saved is kept. Resume with: {resume}"
-    if trained and trained < sys.maxsize:   # never ended: --resume trains it again from step 0
+    if trained and not ended:   # --resume trains it again from step 0
         return f"interrupted before the first checkpoint; {resume} starts it again from step 0"
     if trained:   # its checkpoints are gone: --resume refuses it
         return (f"interrupted, and the run's checkpoints are gone: start it anew with "
