@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import math
+import os
 from collections import defaultdict
 
 
 def _plt():
-    import logging
-    import os
+    _matplotlib_dirs()
+    import matplotlib
 
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+@functools.cache   # once a process: the checks create directories
+def _matplotlib_dirs() -> None:
     if "MPLCONFIGDIR" not in os.environ:
         # With an unwritable home, matplotlib warned twice on stderr (also under --quiet)
         # and built its font cache afresh in a temporary directory on every run: dlx's
@@ -27,18 +38,10 @@ def _plt():
                 os.environ["MPLCONFIGDIR"] = ours
             else:
                 logging.getLogger("matplotlib").setLevel(logging.ERROR)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _writable(path: str) -> bool:
     """Whether path is, or can be made, a writable directory."""
-    import os
-
     try:
         os.makedirs(path, exist_ok=True)
     except OSError:
