@@ -213,6 +213,14 @@ def test_a_run_without_checkpoints_that_never_ended_trains_again_from_step_0(in_
     assert logged == [(r["event"], r["step"]) for r in full.records if "step" in r]   # each once
 
 
+def _truncate_arrays(checkpoints: str) -> None:
+    """Damage the arrays of every checkpoint under `checkpoints` (their meta stays readable)."""
+    for root, _, files in os.walk(checkpoints):
+        if os.path.basename(root) == "d" and "ocdbt" in root:
+            for f in files:
+                os.truncate(os.path.join(root, f), 20)
+
+
 def _as_killed_after_its_last_records(run: str, model: str, step: int) -> None:
     """A complete run as a kill -9 leaves it after `step`'s records were logged and before
     its checkpoint landed: that checkpoint and the summary gone, a record cut off mid-line."""
@@ -264,10 +272,7 @@ def test_a_resume_refused_after_dropping_stale_records_puts_them_back(in_tmp):
     # exit 2, and metrics.jsonl as it was, byte for byte.
     assert dlx("cnn-demo", *FAST, "--out", "run").code == 0
     _as_killed_after_its_last_records("run", "cnn", 30)
-    for root, _, files in os.walk("run/checkpoints/cnn/20"):
-        if os.path.basename(root) == "d" and "ocdbt" in root:
-            for f in files:
-                os.truncate(os.path.join(root, f), 20)
+    _truncate_arrays("run/checkpoints/cnn/20")
     before = open("run/metrics.jsonl", "rb").read()
     r = dlx_subprocess("cnn-demo", "--resume", "run")   # its own process: orbax's failing reads end with it
     assert r.code == 2 and "corrupt or incompatible" in r.stderr, r.stderr
@@ -342,16 +347,21 @@ def test_corrupt_checkpoint_is_a_clear_error(in_tmp):
     assert r.code == 2 and "corrupt" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_a_truncated_checkpoint_is_one_line_to_the_end_of_the_process(in_tmp):
+@pytest.mark.parametrize("quiet", [True, False])
+def test_a_truncated_checkpoint_is_one_line_to_the_end_of_the_process(in_tmp, quiet):
     # Truncated data files fail orbax's parallel reads one by one; the reads left pending
     # each printed an "Exception ignored" traceback as the process exited (~100-250 lines).
+    # Without --quiet the resumed run's header and layer table came first, then the error.
     assert dlx("cnn-demo", *FAST, "--out", "run").code == 0
-    for root, _, files in os.walk("run/checkpoints"):
-        if os.path.basename(root) == "d" and "ocdbt" in root:
-            for f in files:
-                os.truncate(os.path.join(root, f), 20)
-    r = dlx_subprocess("cnn-demo", "--resume", "run", "--steps", "40", "--quiet")
+    _truncate_arrays("run/checkpoints")
+    r = dlx_subprocess("cnn-demo", "--resume", "run", "--steps", "40", *(["--quiet"] if quiet else []))
     assert r.code == 2 and r.stderr.count("\n") == 1 and "corrupt or incompatible" in r.stderr, r.stderr[-1500:]
+
+
+def test_a_resume_that_reads_its_checkpoint_shows_what_it_held(in_tmp):
+    assert dlx("cnn-demo", *FAST, "--out", "fine").code == 0
+    more = dlx_subprocess("cnn-demo", "--resume", "fine", "--steps", "40")
+    assert more.code == 0 and "(resumed)" in more.stderr and "layers" in more.stderr and "results" in more.stderr
 
 
 def test_a_restore_keeps_asyncios_shutdown_errors_off_stderr(caplog):
@@ -877,17 +887,3 @@ def test_the_end_of_the_last_whole_record_is_found_past_64_kib():
     for log, end in ((b"", 0), (b'{"a":1}\n', 8), (b'{"a":1}\n' + cut_off, 8), (cut_off, 0), (b"x\n" * 40000, 80000)):
         assert _end_of_last_line(io.BytesIO(log)) == end
 
-
-def test_a_damaged_checkpoint_is_one_line_also_for_people(in_tmp):
-    # Without --quiet the resumed run's header and layer table came first, then the error.
-    assert dlx("cnn-demo", *FAST, "--out", "run").code == 0
-    for root, _, files in os.walk("run/checkpoints"):
-        if os.path.basename(root) == "d" and "ocdbt" in root:
-            for f in files:
-                os.truncate(os.path.join(root, f), 20)
-    r = dlx_subprocess("cnn-demo", "--resume", "run", "--steps", "40")
-    assert r.code == 2 and r.stderr.count("\n") == 1 and "corrupt or incompatible" in r.stderr, r.stderr[-1500:]
-    ok = dlx("cnn-demo", *FAST, "--out", "fine")   # a resume that reads its checkpoint shows all
-    assert ok.code == 0
-    more = dlx_subprocess("cnn-demo", "--resume", "fine", "--steps", "40")
-    assert more.code == 0 and "(resumed)" in more.stderr and "layers" in more.stderr and "results" in more.stderr
