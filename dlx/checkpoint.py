@@ -18,6 +18,7 @@ import logging
 import os
 
 import jax
+import numpy as np
 
 from dlx import runtime
 from dlx.errors import RunFailure, UsageError
@@ -121,6 +122,12 @@ class Checkpointer:
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise UsageError(f"checkpoint at step {step} in {self.directory} is corrupt or incompatible ({msg[:200]})") from None
         runtime.loud_again(hooks)
+        # Orbax hands back arrays committed to their device, a fresh state's are not, and jit
+        # lowers committed arguments with sharding annotations: another program. A resumed run
+        # so missed the compilation cache for its steps (compiled them again, 40 s for
+        # cnn-demo on an H200), and a GPU's autotuner could choose apart from the uninterrupted
+        # run's. Placed as a fresh state is, its programs are the same ones.
+        leaves = [jax.device_put(np.asarray(leaf)) for leaf in leaves]
         return jax.tree.unflatten(treedef, leaves), dict(got["meta"])
 
     def close(self) -> None:

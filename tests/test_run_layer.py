@@ -291,6 +291,22 @@ def test_resume_extends_a_run_to_the_uninterrupted_result(in_tmp):
     assert [t["step"] for t in resumed.event("train")] == [30]
 
 
+def test_a_resumed_run_reuses_the_compiled_programs_of_the_run_it_continues(in_tmp):
+    """A resume compiles no training or evaluation program again: the restored state is
+    placed as a fresh one is, so its programs are the same and come from the compilation
+    cache (restored committed to the device, they were other programs: compiled again,
+    40 s for cnn-demo on an H200, where the autotuner could choose apart)."""
+    env = {"DLX_CACHE_DIR": str(in_tmp / "cache")}
+    assert dlx_subprocess("cnn-demo", *[a if a != "30" else "20" for a in FAST], "--out", "part", env=env).code == 0
+    programs = lambda: {n.split("-")[0] for n in os.listdir(in_tmp / "cache" / "jax")}   # noqa: E731
+    before = os.listdir(in_tmp / "cache" / "jax")
+    assert {"jit_chunk", "jit_run"} <= programs()   # training chunks and the evaluation
+    r = dlx_subprocess("cnn-demo", "--resume", "part", "--steps", "30", env=env)
+    assert r.code == 0, r.stderr
+    new = {n.split("-")[0] for n in set(os.listdir(in_tmp / "cache" / "jax")) - set(before)}
+    assert not new & {"jit_chunk", "jit_run", "jit_step_fn"}, new
+
+
 def test_a_run_resumed_from_a_step_off_the_log_grid_logs_what_the_uninterrupted_run_logs(in_tmp):
     """--steps 25 at --log-every 20 logs a partial window (21-25) at its last step; resumed to
     30, the record at 30 covered only 26-30, and the summary's train metrics differed from an
