@@ -91,10 +91,14 @@ def matmul_peak(n: int = 2048, reps: int = 5) -> float:
 # XLA's cost analysis counts a `while` body once, not once per iteration: the recurrent
 # steps' T time steps were counted as one (four with the loop unrolled by four), so their
 # GFLOP/s and fraction of peak read 2-2.6x low (lstm 2.75 of 6.9 GFLOP per step). The
-# compiled program's text gives each loop's trip count; the matrix products inside a loop
-# (nearly all of a recurrent step's arithmetic) are added trip count - 1 times more. Checked
-# on the CPU's programs (the LSTM's against a hand count: 6.91 vs 6.85 GFLOP); a backend that
-# lowers products to library custom-calls (cuBLAS on a GPU) adds nothing here.
+# compiled program's text gives each loop's trip count, so bench counts the matrix products
+# (nearly all of a step's arithmetic) itself, each loop's as many times as it runs, and
+# takes the rest (elementwise work) from the cost analysis: its total less the products it
+# saw once. Checked on the CPU's programs (the LSTM's against a hand count: 6.91 vs 6.85
+# GFLOP). A GPU's products may be cuBLAS calls (dimensions in backend_config) or fusions
+# around a `dot`; an H200's cost analysis left some out even outside loops (the read-out's
+# weight gradient: rnn 1.90 GFLOP per step against the CPU's 2.03, lstm 4.63 against 6.91),
+# which the products counted here put back: the rest is never taken below 0.
 
 _HEADER = re.compile(r"^(ENTRY )?%?([^\s(]+) .*\{\s*$")
 _INSTR = re.compile(r"^\s*(?:ROOT )?%?([^\s=]+) = (.*?) (\w[\w-]*)\(([^)]*)\)(.*)$")
@@ -105,9 +109,9 @@ def _dims(text: str) -> list[int]:
     return [int(d) for d in text.split(",") if d]
 
 
-def loop_dot_flops(hlo: str) -> float:
-    """FLOPs of the matrix products that XLA's cost analysis leaves out: those inside `while`
-    loops, counted (trip count - 1) more times (nested loops multiply). 0 without loops."""
+def product_flops(hlo: str) -> tuple[float, float]:
+    """FLOPs of a compiled program's matrix products: (each counted once, each counted once
+    per iteration of its loops, nested loops multiplied). (0, 0) without products."""
     comps, entry, cur = {}, None, None
     for line in hlo.splitlines():
         m = _HEADER.match(line)
@@ -156,8 +160,15 @@ def loop_dot_flops(hlo: str) -> float:
         return total
 
     if entry is None:
-        return 0.0
-    return flops(entry, True) - flops(entry, False)
+        return 0.0, 0.0
+    return flops(entry, False), flops(entry, True)
+
+
+def step_flops(cost_flops: float, hlo: str) -> float:
+    """A step's FLOPs: its products, each loop's once per iteration, plus what XLA's cost
+    analysis (`cost_flops`, loops counted once) has beyond the products seen once."""
+    once, every = product_flops(hlo)
+    return every + max(0.0, cost_flops - once)
 
 
 def _block(tree):
@@ -187,7 +198,7 @@ def time_trainer(trainer, *, steps: int, warmup: int, scan: int, seed: int = 0, 
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     flops = float(cost.get("flops", 0.0)) if cost else 0.0
     try:
-        flops += loop_dot_flops(compiled.as_text()) if flops else 0.0
+        flops = step_flops(flops, compiled.as_text()) if flops else 0.0
     except Exception:  # a program text this parser does not know: XLA's count alone
         pass
     i = 0
