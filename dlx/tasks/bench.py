@@ -96,9 +96,10 @@ def matmul_peak(n: int = 2048, reps: int = 5) -> float:
 # takes the rest (elementwise work) from the cost analysis: its total less the products it
 # saw once. Checked on the CPU's programs (the LSTM's against a hand count: 6.91 vs 6.85
 # GFLOP). A GPU's products may be cuBLAS calls (dimensions in backend_config) or fusions
-# around a `dot`; an H200's cost analysis left some out even outside loops (the read-out's
-# weight gradient: rnn 1.90 GFLOP per step against the CPU's 2.03, lstm 4.63 against 6.91),
-# which the products counted here put back: the rest is never taken below 0.
+# around a `dot`. An H200 read rnn 1.90 GFLOP per step against the CPU's 2.03, lstm 4.63
+# against 6.91: the missing amounts match whole products outside the loops (the read-out's
+# weight gradient), so its cost analysis appears to leave some out; the products counted
+# here put them back, and the rest is never taken below 0.
 
 _HEADER = re.compile(r"^(ENTRY )?%?([^\s(]+) .*\{\s*$")
 _INSTR = re.compile(r"^\s*(?:ROOT )?%?([^\s=]+) = (.*?) (\w[\w-]*)\(([^)]*)\)(.*)$")
