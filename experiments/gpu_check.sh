@@ -9,7 +9,8 @@
 #           50 timed steps after 10 warm-up steps, on the reference shapes and two others;
 #           ratio = median torch ms / median dlx ms. Then the small-step scan, start-up with a
 #           warm compilation cache, and the suite with the GPU as JAX's backend.
-# Budget:   PHASES (default "info bench small startup tests") picks and orders the parts,
+# Budget:   PHASES (default "info bench small startup tests"; also "hlo": the bench step's
+#           compiled text, for checking its FLOP count) picks and orders the parts,
 #           SHAPES (default "ref b16h512 b32w32") the bench's shapes (ref-W: workload W alone at
 #           its reference shapes, so that a deadline cuts off one workload, not five);
 #           DEADLINE (epoch seconds) stops each part in time for the next (a lease is short).
@@ -93,6 +94,11 @@ for phase in $PHASES; do
     small) timeout "$(left 120)" dlx bench ring8 adding --scan 100 --steps 200 --warmup 20 --json --quiet \
              | tail -1 | tee "$OUT/bench_small.json" ;;
     startup) timeout "$(left 120)" python3 "$HERE/first_step.py" cnn-demo train-lstm | tee "$OUT/startup.txt" ;;
+    hlo) # the compiled step's text and its GFLOP figure at the FLOP test's shapes, for the count
+         D=$(mktemp -d); XLA_FLAGS="--xla_dump_to=$D --xla_dump_hlo_as_text --xla_dump_hlo_module_re=.*step.*" \
+           timeout "$(left 200)" dlx bench rnn --batch 16 --seq 64 --hidden 128 --steps 1 --warmup 0 --scan 0 \
+           --json --quiet | tail -1 | tee "$OUT/hlo_bench.json"
+         tar czf "$OUT/hlo.tgz" -C "$D" $(cd "$D" && find . -name '*after_optimizations.txt') ;;
     tests) JAX_PLATFORMS=cuda timeout "$(left 600)" python3 -m pytest -q -n "${WORKERS:-14}" -p no:cacheprovider \
              --durations=15 2>&1 | tee "$OUT/tests.log" | tail -60 ;;
     *) echo "unknown phase: $phase" >&2; exit 2 ;;
