@@ -159,11 +159,14 @@ class Output:
         except BrokenPipeError:
             self._stderr_closed()
 
+    # Messages are never broken into lines by dlx: Rich wraps at the terminal's width, and at
+    # 80 columns where stderr is a file or pipe, which split paths and warnings in logs
+    # ("... (seed" / "0)": a grep for "seed 0" missed it). A terminal wraps them itself.
     def info(self, msg: str) -> None:
-        self._print(msg)
+        self._print(msg, soft_wrap=True)
 
     def warn(self, msg: str) -> None:
-        self._print(f"[yellow]warning:[/] {msg}")
+        self._print(f"[yellow]warning:[/] {msg}", soft_wrap=True)
 
     def error_line(self, msg: str) -> None:
         # Errors are shown even with --quiet: one line, the only thing a script sees.

@@ -903,3 +903,13 @@ def test_the_end_of_the_last_whole_record_is_found_past_64_kib():
     for log, end in ((b"", 0), (b'{"a":1}\n', 8), (b'{"a":1}\n' + cut_off, 8), (cut_off, 0), (b"x\n" * 40000, 80000)):
         assert _end_of_last_line(io.BytesIO(log)) == end
 
+
+
+def test_messages_are_whole_lines_in_a_log(in_tmp):
+    """stderr to a file or pipe: a message is one line however long (Rich wrapped them at 80
+    columns, splitting the run directory's path and the GAN's collapse warnings)."""
+    where = "a_rather_long_directory_name_for_a_log/" + "x" * 60
+    r = dlx("cnn-demo", *FAST, "--out", where)
+    assert r.code == 0, r.stderr
+    assert any(line.startswith("dlx cnn-demo run") and line.endswith(where) for line in r.stderr.splitlines()), \
+        r.stderr[:400]
