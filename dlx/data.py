@@ -230,6 +230,9 @@ def image_file(name: str, path: str) -> ImageData:
         x = read_idx(path)
         lab = _labels_beside(path)
         if lab is None:
+            if x.ndim == 1:   # the labels file itself
+                raise UsageError(f"--data {path}: a labels file; --data names the images file (its "
+                                 "'images-idx3' name), and the labels are read from beside it")
             raise UsageError(f"--data {path}: no labels file beside it (expected the name with 'labels-idx1' for 'images-idx3')")
         y = read_idx(lab, "labels")
         if x.ndim != 3:

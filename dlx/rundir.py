@@ -56,7 +56,7 @@ def holds_dlx_run(path: str) -> bool:
 
 def read_config(path: str) -> dict:
     if not os.path.isdir(path):
-        raise UsageError(f"--resume {path}: no such directory")
+        raise UsageError(f"--resume {path}: " + ("not a directory" if os.path.exists(path) else "no such directory"))
     if not is_run(path):
         raise UsageError(f"--resume {path}: not a dlx run directory (no config.json)")
     try:

@@ -435,6 +435,8 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
                          "or with clipping" if kept is not None else "no checkpoint had been written yet")
                 what = "NaN" if math.isnan(value) else "Inf"
                 message = f"{name} became {what} at step {at}; training stopped ({where})"
+                who = " ".join(v if isinstance(v, str) else f"{k}={v}" for k, v in tag.items())
+                message = f"{who}: {message}" if who else message   # which model of a sweep
                 # Said in metrics.jsonl too: a resume knows this fit's steps without a
                 # checkpoint are a divergence, which it may run into again, not a loss.
                 out.emit("info", {"step": at, **tag, "diverged": message})

@@ -3,6 +3,7 @@ documented fields, seeds, determinism, verdict logic, and bad input."""
 
 import json
 import os
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -398,3 +399,11 @@ def test_a_model_killed_while_writing_its_first_checkpoint_trains_again(in_tmp):
     def logged(recs):
         return [(x["event"], x.get("cell"), x["step"]) for x in recs if "step" in x]
     assert logged(map(json.loads, open("cut/metrics.jsonl"))) == logged(full.records)   # each once
+
+
+def test_a_diverging_model_is_named_in_the_error(in_tmp):
+    # The line read "grad_norm became NaN at step 2; ...", not saying which cell of the run.
+    r = dlx("compare-rnn", "--steps", "50", "--hidden", "8", "--batch-size", "4", "--seeds", "2", "--seq-len", "10",
+            "--lr", "1e30", "--clip", "0", "--out", "d")
+    assert r.code == 1
+    assert re.search(r"error: (lstm|gru|rnn) seq_len=10: \w+ became (NaN|Inf) at step \d+", r.stderr), r.stderr[-500:]

@@ -131,3 +131,14 @@ def test_a_byte_order_mark_is_not_a_character_of_the_corpus(tmp_path):
     (tmp_path / "plain.txt").write_text("the cat sat on the mat. " * 20, encoding="utf-8")
     a, b = load_text(str(tmp_path / "bom.txt")), load_text(str(tmp_path / "plain.txt"))
     assert a.text.startswith("the cat") and set(a.text) == set(b.text)
+
+
+def test_a_labels_file_given_as_data_is_named_as_such(tmp_path):
+    # It said "no labels file beside it" of the labels file itself.
+    from dlx.errors import UsageError
+
+    x, y = _images(20)
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(_idx(x))
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(_idx(y))
+    with pytest.raises(UsageError, match="a labels file; --data names the images file"):
+        image_file("mnist", str(tmp_path / "t10k-labels-idx1-ubyte"))

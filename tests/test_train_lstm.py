@@ -181,6 +181,8 @@ def test_bad_text_files(in_tmp, content, needle):
     (["--prime", "\u263a"], "--prime has characters the corpus does not"),
     (["--from", "nowhere"], "add --steps 0"),
     (["--from", "nowhere", "--steps", "0"], "--from nowhere: no such directory"),
+    (["--from", os.__file__, "--steps", "0"], "not a directory"),
+    (["--from", "", "--steps", "0"], "--from must name a directory, got an empty string"),
     (["--from", "nowhere", "--steps", "0", "--hidden", "64"], "--hidden does not apply"),   # was ignored
     (["--from", "nowhere", "--steps", "0", "--out", "x"], "--out does not apply"),
     (["--task", "mnist1d", "--seq-len", "100"], "40 steps"),

@@ -253,8 +253,10 @@ def _check_same_corpus(run_dir: str, corpus: Corpus) -> None:
 
 def _read_saved(path: str) -> dict:
     cfg_path = os.path.join(path, "config.json")
+    if not path.strip():
+        raise UsageError("--from must name a directory, got an empty string")
     if not os.path.isdir(path):
-        raise UsageError(f"--from {path}: no such directory")
+        raise UsageError(f"--from {path}: " + ("not a directory" if os.path.exists(path) else "no such directory"))
     try:
         with open(cfg_path, encoding="utf-8") as f:
             saved = json.load(f)
