@@ -171,11 +171,19 @@ def _first_nonfinite(metrics: dict, start: int) -> tuple[int, str, float] | None
     return start + bad[0] + 1, bad[1], bad[2]
 
 
+# A second SIGINT this soon after the first is the same Ctrl-C delivered twice: under
+# `timeout 600 dlx ...` the terminal signals the whole foreground group and timeout passes
+# its own copy on, so one Ctrl-C quit without saving (an orbax temporary directory left).
+# A person's second press comes tenths of a second later at the quickest.
+SAME_SIGNAL_S = 0.05
+
+
 class _Signals:
     """Turn SIGINT/SIGTERM into a flag checked between chunks; a second SIGINT quits."""
 
     def __init__(self, out=None):
         self.caught: int | None = None
+        self.at = 0.0   # when the first came (time.monotonic)
         self.out = out
 
     def __enter__(self):
@@ -185,6 +193,8 @@ class _Signals:
         return self
 
     def _handle(self, signum, frame):
+        if self.caught is not None and time.monotonic() - self.at < SAME_SIGNAL_S:
+            return
         if self.caught is not None and signum == signal.SIGINT:
             # Quit at once. A KeyboardInterrupt raised here could land in a callback that
             # swallows it (XLA's garbage-collection hook did), and the run went on to save.
@@ -196,7 +206,7 @@ class _Signals:
                 pass
             os.write(2, f"error: {msg}\n".encode())
             os._exit(130)
-        self.caught = signum
+        self.caught, self.at = signum, time.monotonic()
 
     def __exit__(self, *exc):
         for s, h in self._old.items():

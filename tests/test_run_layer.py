@@ -883,14 +883,24 @@ def test_a_second_sigint_quits_at_once():
     # It writes the error record last, as any failure does (it used to leave a train record last).
     code = ("import os, signal, time\nfrom dlx.output import Output\nfrom dlx.train import _Signals\n"
             "out = Output(command='cnn-demo', json_mode=True, quiet=True)\n"
-            "with _Signals(out):\n    os.kill(os.getpid(), signal.SIGINT)\n    os.kill(os.getpid(), signal.SIGINT)\n"
-            "    time.sleep(10)\nprint('still running')")
+            "with _Signals(out):\n    os.kill(os.getpid(), signal.SIGINT)\n    time.sleep(0.2)\n"
+            "    os.kill(os.getpid(), signal.SIGINT)\n    time.sleep(10)\nprint('still running')")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 130 and "still running" not in p.stdout
     last = json.loads(p.stdout.splitlines()[-1])
     assert (last["event"], last["kind"], last["exit_code"]) == ("error", "interrupted", 130)
     assert p.stderr.strip().splitlines()[-1] == "error: second SIGINT: quit without saving"
     assert p.stderr.strip().endswith("second SIGINT: quit without saving")
+
+
+def test_one_ctrl_c_delivered_twice_at_once_is_one_interrupt():
+    # Under `timeout 600 dlx ...` a Ctrl-C reaches dlx twice (the terminal's to the group,
+    # and timeout's copy): it quit without saving, as if pressed twice.
+    code = ("import os, signal, time\nfrom dlx.train import _Signals\n"
+            "with _Signals() as sig:\n    os.kill(os.getpid(), signal.SIGINT)\n"
+            "    os.kill(os.getpid(), signal.SIGINT)\n    time.sleep(0.5)\nprint('caught', sig.caught)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout.strip() == f"caught {int(signal.SIGINT)}", (p.returncode, p.stderr)
 
 
 def test_the_end_of_the_last_whole_record_is_found_past_64_kib():
