@@ -10,13 +10,15 @@ def main() -> None:
     runtime.catch_signals()
     runtime.mark_cli()
     said = False   # whether the outcome was reported (a normal end, or an exit with its code)
+    code = 0
     try:
         from dlx.cli import main as cli_main
 
         cli_main()
         said = True
-    except SystemExit:
+    except SystemExit as e:
         said = True
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         raise
     finally:
         # The outcome is decided (the summary written, or the error reported). The exit that
@@ -29,6 +31,15 @@ def main() -> None:
         # (a hundred lines under the one-line error). DLX_DEBUG=1 keeps them.
         if said:   # else (a broken install, say) Python's traceback is all there is to see
             runtime.silence_stderr()  # past the outcome, nothing on stderr is for the user
+            if runtime.abandoned_work():   # a compilation a signal left running (train._off_thread)
+                import os
+                import sys
+
+                try:
+                    sys.stdout.flush()
+                except Exception:
+                    pass   # a reader that left: its records are in metrics.jsonl
+                os._exit(code)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,16 @@ def _writable(path: str) -> bool:
     return os.access(path, os.W_OK)
 
 
+def tight_layout(fig) -> None:
+    """fig.tight_layout(), quiet where it cannot fit the decorations (a legend of 60 layers'
+    gates): matplotlib warned on stderr, also under --quiet; the figure is drawn as it is."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Tight layout not applied")
+        fig.tight_layout()
+
+
 def legend(ax, **kw) -> None:
     """ax.legend where the axes hold labelled artists: an empty one (a run of 0 steps) only
     made matplotlib warn on stderr, also under --quiet."""
@@ -98,7 +108,7 @@ def curves_from_metrics(metrics_path: str, png_path: str, title: str) -> bool:
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    tight_layout(fig)
     fig.savefig(png_path, dpi=110)
     plt.close(fig)
     return True
@@ -123,6 +133,6 @@ def image_grid(images, png_path: str, title: str, rows: int | None = None, cmap:
         for r, lab in enumerate(row_labels[:rows]):
             axes[r, 0].set_title(lab, fontsize=6, loc="left")
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    tight_layout(fig)
     fig.savefig(png_path, dpi=110)
     plt.close(fig)

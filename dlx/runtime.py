@@ -198,6 +198,21 @@ def _importing(frame) -> bool:
     return False
 
 
+_abandoned: list = []   # threads left at work when a signal ended the wait (train._off_thread)
+
+
+def abandon(thread) -> None:
+    _abandoned.append(thread)
+
+
+def abandoned_work() -> bool:
+    """Whether a signal left a compilation running: the process then ends with os._exit.
+    Python's teardown stops such a thread inside XLA's compiler, and the C++ runtime aborts
+    ("FATAL: exception not rethrown", exit 134 after the run had said it was interrupted),
+    also where the thread had just returned (it still unwinds XLA's per-thread state)."""
+    return bool(_abandoned)
+
+
 def catch_signals() -> dict:
     """Handle SIGINT/SIGTERM with on_signal (from the command line's first line on, and in
     every run); returns the handlers it replaced."""

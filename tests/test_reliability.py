@@ -344,3 +344,46 @@ def test_unwritable_checkpoint_directory_fails_cleanly_and_keeps_earlier_checkpo
     assert "checkpoint" in err and "Traceback" not in err
     assert json.loads(out.splitlines()[-1])["event"] == "error"
     assert os.listdir("saved")  # the checkpoints written before the failure are intact
+
+
+def test_a_signal_during_a_long_compilation_ends_the_run_at_once(in_tmp):
+    """A deep stack's programs take a long time to compile (XLA's compiler runs on without
+    Python's signal handlers: 20,000 layers ignored SIGTERM for minutes). The compilations
+    run off the main thread, so a signal ends the run at once, resumable."""
+    args = ["train-lstm", "--layers", "60", "--hidden", "8", "--batch-size", "2", "--seq-len", "10", "--steps", "4",
+            "--sample-len", "5", "--out", "deep"]
+    env = {**os.environ, "DLX_COMPILE_CACHE": "0"}   # the init program alone compiles for ~15 s here
+    p = subprocess.Popen([sys.executable, "-m", "dlx", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=env)
+    for line in p.stderr:   # the header comes just before the model is built and compiled
+        if line.startswith("dlx train-lstm run"):
+            break
+    time.sleep(1.0)
+    p.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    _, err = p.communicate(timeout=120)
+    waited = time.monotonic() - sent
+    assert p.returncode == 130, err
+    assert "interrupted before the first step" in err and "--resume deep" in err
+    assert waited < 5.0, f"the signal waited {waited:.1f} s for the compilation"
+
+
+def test_a_signal_during_a_later_compilation_saves_the_steps_before_it(in_tmp):
+    # Steps 1-5 in one program, 6-7 in another compiled after them: the signal lands in that
+    # compilation, which is left; step 5's state, not yet checkpointed, is saved, and the
+    # resumed run trains 6-7 only.
+    args = ["train-lstm", "--layers", "30", "--hidden", "8", "--batch-size", "2", "--seq-len", "10", "--steps", "7",
+            "--log-every", "5", "--eval-every", "100", "--sample-len", "5", "--out", "deep", "--json"]
+    p = subprocess.Popen([sys.executable, "-m", "dlx", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env={**os.environ, "DLX_COMPILE_CACHE": "0"})
+    for line in p.stdout:
+        rec = json.loads(line)
+        if rec["event"] == "train" and rec["step"] == 5:
+            p.send_signal(signal.SIGTERM)
+            break
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 130, err
+    assert "SIGTERM at step 5: checkpoint saved. Resume with: dlx train-lstm --resume deep" in err
+    resumed = dlx("train-lstm", "--resume", "deep", "--json")
+    assert resumed.code == 0, resumed.stderr
+    assert [r["step"] for r in resumed.event("train")] == [7]

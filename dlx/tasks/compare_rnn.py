@@ -501,6 +501,6 @@ def _plot(run, task, cfg, by_len) -> None:
     for ax in (ax1, ax2):
         plots.legend(ax, fontsize=7)
     fig.suptitle(f"dlx compare-rnn: {task.name}", fontsize=10)
-    fig.tight_layout()
+    plots.tight_layout(fig)
     fig.savefig(run.path("compare.png"), dpi=110)
     plt.close(fig)

@@ -538,6 +538,6 @@ def _scatter(run, mixture, history, cfg) -> None:
         ax.tick_params(labelsize=7)
     axes[0, 0].legend(fontsize=7, loc="upper left", markerscale=4)
     fig.suptitle(f"dlx train-gan {cfg.dataset}: real (grey) vs generated (red), seed {cfg.seed}", fontsize=10)
-    fig.tight_layout()
+    plots.tight_layout(fig)
     fig.savefig(run.path("scatter.png"), dpi=110)
     plt.close(fig)

@@ -120,7 +120,7 @@ def plot_gates(metrics_path: str, profile: list[dict], png_path: str, title: str
     for ax in (ax_g, ax_tg, ax_c):
         plots.legend(ax, fontsize=7)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    plots.tight_layout(fig)
     fig.savefig(png_path, dpi=110)
     plt.close(fig)
 
