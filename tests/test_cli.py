@@ -146,6 +146,19 @@ def test_sizes_beyond_memory_are_a_clear_runtime_error(in_tmp):
         assert r.code == 1 and re.search(r"error: out of memory \(\d+\.\d GiB requested\)", r.stderr), r.stderr
 
 
+@pytest.mark.parametrize("args", [["train-lstm", "--layers"], ["compare-rnn", "--layers"], ["grad-probe", "--depth"],
+                                  ["train-gan", "--dataset", "ring8", "--depth"]])
+def test_more_layers_than_the_memory_could_build_are_refused_up_front(in_tmp, args):
+    # --layers 2147483647 filled the memory (4 GB in 3 s) until the system killed dlx,
+    # without a word: the model's list of layers alone needs ~10 TiB of Python objects.
+    r = dlx(*args, "2147483647", "--steps", "1", "--json")
+    assert r.code == 1
+    assert re.fullmatch(r"error: out of memory \(\d+\.\d GiB requested to build --(layers|depth) 2147483647, this "
+                        r"machine has \d+\.\d GiB\); try fewer layers", r.stderr.strip()), r.stderr
+    assert r.records[-1]["event"] == "error" and r.records[-1]["exit_code"] == 1
+    assert os.listdir(in_tmp) == []
+
+
 def test_copy_task_lengths_must_fit_int32_with_its_20_extra_steps(in_tmp):
     from dlx.config import COPY_EXTRA_STEPS
     from dlx.tasks.sequence import make_task

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dlx.config import Common, choice, command, copy_seq_len, given, int_list, nonneg_float, positive_int, str_list
+from dlx.config import Common, choice, command, copy_seq_len, given, int_list, layer_count, nonneg_float, positive_int, str_list
 from dlx.errors import UsageError
 
 # The names of dlx.tasks.sequence.TASKS, repeated here so that argument errors and --help
@@ -72,7 +72,7 @@ def compare_rnn(
     if task == "copy":
         copy_seq_len("--seq-len", lens[-1])
     positive_int("--hidden", hidden)
-    positive_int("--layers", layers)
+    layer_count("--layers", layers)
     positive_int("--seeds", seeds)
     if match_params and len(cell_list) < 2:
         raise UsageError(f"--match-params sizes each cell to one parameter budget: give two or more --cells, got {cells!r}")

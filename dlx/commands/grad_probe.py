@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dlx.config import Common, choice, command, float_list, int_list, nonneg_float, positive_int, str_list
+from dlx.config import Common, choice, command, float_list, int_list, layer_count, nonneg_float, positive_int, str_list
 from dlx.config import typed as _given
 from dlx.errors import UsageError
 
@@ -84,6 +84,8 @@ def grad_probe(
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{flag} applies to --arch {'rnn' if arch == 'mlp' else 'mlp'} only")
     depths = int_list("--depth", depth)
+    for d in depths:
+        layer_count("--depth", d)
     positive_int("--width", width)
     activations = str_list("--activation", activation, ACTIVATIONS)
     inits = str_list("--init", init, INITS)

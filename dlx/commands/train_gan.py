@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dlx.config import (Common, choice, command, given, nonneg_float, positive_float, positive_int,
+from dlx.config import (Common, choice, command, given, layer_count, nonneg_float, positive_float, positive_int,
                         unit_float)
 from dlx.errors import UsageError
 
@@ -124,7 +124,7 @@ def train_gan(
     lr_d = common.lr if lr_d is None else lr_d
     positive_int("--latent-dim", latent_dim)
     positive_int("--width", width)
-    positive_int("--depth", depth)
+    layer_count("--depth", depth)
     positive_float("--lr-g", lr_g)
     positive_float("--lr-d", lr_d)
     unit_float("--beta1", beta1, open_high=True)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dlx.config import Common, choice, command, copy_seq_len, given, nonneg_float, nonneg_int, positive_int
+from dlx.config import Common, choice, command, copy_seq_len, given, layer_count, nonneg_float, nonneg_int, positive_int
 from dlx.errors import UsageError
 
 TASKS = ("text", "adding", "copy", "mnist1d")   # as dlx.tasks.sequence.TASKS (no JAX here)
@@ -100,7 +100,7 @@ def train_lstm(
     hidden = hidden if _given("hidden") else defaults["hidden"]
     seq_len = seq_len if _given("seq_len") else defaults["seq_len"]
     positive_int("--hidden", hidden)
-    positive_int("--layers", layers)
+    layer_count("--layers", layers)
     if embed is not None:
         positive_int("--embed", embed)
     positive_int("--seq-len", seq_len)
