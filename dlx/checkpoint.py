@@ -120,7 +120,9 @@ class Checkpointer:
                     raise ValueError(f"leaf {have.shape}/{have.dtype} where {want.shape}/{want.dtype} expected")
         except Exception as e:  # orbax raises many types for damaged files (quiet stays: see above)
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise UsageError(f"checkpoint at step {step} in {self.directory} is corrupt or incompatible ({msg[:200]})") from None
+            if len(msg) > 200:   # orbax's messages run to paragraphs: the start, cut at a word
+                msg = msg[:200].rsplit(" ", 1)[0] + " ..."
+            raise UsageError(f"checkpoint at step {step} in {self.directory} is corrupt or incompatible ({msg})") from None
         runtime.loud_again(hooks)
         # Orbax hands back arrays committed to their device, a fresh state's are not, and jit
         # lowers committed arguments with sharding annotations: another program. A resumed run

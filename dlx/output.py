@@ -53,8 +53,11 @@ def jsonable(x: Any) -> Any:
 
 
 def fmt(v: Any) -> str:
-    """Short human form of a metric value."""
-    if isinstance(v, bool) or v is None:
+    """Short human form of a metric value; "-" for none (a time of --steps 0, which read
+    "None" in the results table)."""
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
         return str(v)
     if isinstance(v, int):
         return f"{v:,}"

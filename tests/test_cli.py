@@ -200,3 +200,10 @@ def test_an_unwritable_home_leaves_stderr_quiet(in_tmp, cache):
     assert p.returncode == 0 and p.stderr == "", p.stderr
     assert os.path.isfile("run/curves.png")
     assert os.path.isdir(in_tmp / "cache" / "matplotlib") == (cache == "dlx cache")
+
+
+def test_a_value_not_measured_reads_as_a_dash_for_people():
+    from dlx.output import fmt
+
+    assert fmt(None) == "-"   # the results table of --steps 0 read "None" for ms_per_step
+    assert (fmt(True), fmt(1234), fmt(0.5)) == ("True", "1,234", "0.5")
