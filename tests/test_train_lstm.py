@@ -115,6 +115,9 @@ def test_from_run_samples_without_training_or_writing(text_run, in_tmp):
     assert os.listdir(in_tmp) == []
     (config,) = r.event("config")   # the model sampled, not this command line's defaults
     assert config["config"]["hidden"] == 32 and config["config"]["seq_len"] == 32 and "versions" in config
+    saved = json.load(open(os.path.join(out, "config.json")))["config"]
+    for k in ("lr", "batch_size", "clip", "data"):   # the settings that built it (these read the defaults)
+        assert config["config"][k] == saved[k], k
     # Greedy sampling is deterministic.
     a = dlx("train-lstm", "--from", out, "--steps", "0", "--temperature", "0", "--sample-len", "20", "--json")
     b = dlx("train-lstm", "--from", out, "--steps", "0", "--temperature", "0", "--sample-len", "20", "--seed", "5",

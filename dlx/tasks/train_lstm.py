@@ -295,7 +295,9 @@ def _sample_saved(cfg, run):
     step = int(meta["step"])
     # The config record shows the model sampled (the saved run's), not this command line's
     # defaults, and like every command's the versions and devices (persist=False: no files).
-    model = {k: old[k] for k in ("cell", "hidden", "layers", "embed", "seq_len", "forget_bias") if k in old}
+    # Its training settings too: they built it (batch_size and lr read the defaults).
+    model = {k: old[k] for k in ("cell", "hidden", "layers", "embed", "seq_len", "forget_bias", "lr", "batch_size",
+                                 "clip", "data") if k in old}
     run.cfg = dataclasses.replace(cfg, **model)
     run.start(persist=False, **{"from": path, "from_run": saved.get("run"), "from_step": step,
                                 "corpus_sha256": saved.get("corpus_sha256"), "vocab_size": len(chars)})
