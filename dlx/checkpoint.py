@@ -114,8 +114,8 @@ class Checkpointer:
             args = ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore())
             with _quiet_orbax():
                 got = self._manager().restore(step, args=args)
-            leaves = [got["state"][k] for k in sorted(target)]
-            for have, want in zip(leaves, jax.tree.leaves(abstract_state)):
+            for k, want in zip(sorted(target), jax.tree.leaves(abstract_state)):
+                have = got["state"][k]
                 if have.shape != want.shape or have.dtype != want.dtype:
                     raise ValueError(f"leaf {have.shape}/{have.dtype} where {want.shape}/{want.dtype} expected")
         except Exception as e:  # orbax raises many types for damaged files (quiet stays: see above)
@@ -128,8 +128,11 @@ class Checkpointer:
         # lowers committed arguments with sharding annotations: another program. A resumed run
         # so missed the compilation cache for its steps (compiled them again, 40 s for
         # cnn-demo on an H200), and a GPU's autotuner could choose apart from the uninterrupted
-        # run's. Placed as a fresh state is, its programs are the same ones.
-        leaves = [jax.device_put(np.asarray(leaf)) for leaf in leaves]
+        # run's. Placed as a fresh state is, its programs are the same ones. One leaf at a
+        # time, each dropped once copied: the state is not held twice on the device.
+        leaves = []
+        for k in sorted(target):
+            leaves.append(jax.device_put(np.asarray(got["state"].pop(k))))
         return jax.tree.unflatten(treedef, leaves), dict(got["meta"])
 
     def close(self) -> None:

@@ -109,7 +109,7 @@ def layer_count(name: str, v: int) -> int:
         host = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):   # no such figure here: no check
         return v
-    if v * LAYER_HOST_BYTES > host:
+    if host > 0 and v * LAYER_HOST_BYTES > host:   # sysconf says -1 where it does not know
         raise RunFailure(f"out of memory ({v * LAYER_HOST_BYTES / 2 ** 30:.1f} GiB requested to build {name} {v}, "
                          f"this machine has {host / 2 ** 30:.1f} GiB); try fewer layers")
     return v

@@ -184,9 +184,14 @@ _raising = False   # whether on_signal raises now: while a task runs, before its
 
 
 def on_signal(signum, frame) -> None:
-    global _signalled
+    global _signalled, _raising
     _signalled = signum
     if _raising and not _importing(frame):
+        # Once: a second signal (a Ctrl-C that `timeout` passes on, arriving as a separate
+        # call while dlx waits on a compilation) raised again inside the handling of the
+        # first, and the run ended without its error record. A swallowed first one is still
+        # remembered (raise_if_signalled).
+        _raising = False
         raise KeyboardInterrupt
 
 
@@ -203,6 +208,10 @@ _abandoned: list = []   # threads left at work when a signal ended the wait (tra
 
 def abandon(thread) -> None:
     _abandoned.append(thread)
+
+
+def settled(thread) -> None:
+    _abandoned.remove(thread)
 
 
 def abandoned_work() -> bool:

@@ -409,7 +409,7 @@ def _execute(cfg, task_name: str, explicit) -> None:
                 return _exit(None, out, 0)
         elif isinstance(getattr(cfg, "data", None), str):
             if not cfg.data.strip():   # made absolute, '' named the working directory
-                raise UsageError("--data must name a file, got an empty string")
+                raise UsageError(f"--data must name a file, got {cfg.data!r}")
             cfg = dataclasses.replace(cfg, data=_data_path(cfg.data))
         runtime.setup_jax(getattr(cfg, "devices", 1))
         if getattr(cfg, "num_processes", 1) > 1:

@@ -258,16 +258,13 @@ def _off_thread(work: Callable[[], Any], sig: "_Signals | None" = None):
             box["error"] = e
 
     worker = threading.Thread(target=run, name="dlx-compile", daemon=True)
+    runtime.abandon(worker)   # until it is done: whatever interrupts the wait leaves it so
     worker.start()
-    try:
-        while worker.is_alive():
-            worker.join(0.05)
-            if sig is not None and sig.caught is not None and worker.is_alive():
-                runtime.abandon(worker)
-                return _ABANDONED
-    except BaseException:
-        runtime.abandon(worker)
-        raise
+    while worker.is_alive():
+        worker.join(0.05)
+        if sig is not None and sig.caught is not None and worker.is_alive():
+            return _ABANDONED
+    runtime.settled(worker)
     if "error" in box:
         raise box["error"]
     return box["value"]

@@ -55,7 +55,7 @@ def test_version_and_module_entry_point():
     (["cnn-demo", "--kernel", "9", "--padding", "valid"], "does not fit"),
     (["cnn-demo", "--resume", "/nonexistent/run"], "no such directory"),
     (["cnn-demo", "--resume", os.__file__], "not a directory"),
-    (["cnn-demo", "--dataset", "mnist", "--data", ""], "--data must name a file, got an empty string"),   # was the cwd
+    (["cnn-demo", "--dataset", "mnist", "--data", ""], "--data must name a file, got ''"),   # was the cwd
     # Beyond int32 / float32: these passed, then crashed or filled the memory mid-run.
     (["cnn-demo", "--steps", "99999999999"], "--steps must be at most 2147483647"),
     (["train-gan", "--seed", "99999999999999999999"], "--seed must be at most 2147483647"),

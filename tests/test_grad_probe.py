@@ -163,6 +163,7 @@ def test_a_sweep_with_a_net_that_diverged_before_any_checkpoint_resumes(tmp_path
     out = str(tmp_path / "sw")
     r = dlx("grad-probe", "--activation", "relu,tanh", "--out", out, *DIVERGES)
     assert r.code == 1 and "1 of 2 combinations diverged" in r.stderr, r.stderr
+    assert r.stderr.count("relu/he x1.5 depth 10") == 1, r.stderr   # the net named once (it was twice)
     r = dlx("grad-probe", "--resume", out, "--train-steps", "30", "--json")
     assert r.code == 1 and "1 of 2 combinations diverged" in r.stderr, r.stderr
     ok = [x for x in r.summary["results"] if "diverged" not in x]

@@ -923,3 +923,14 @@ def test_messages_are_whole_lines_in_a_log(in_tmp):
     assert r.code == 0, r.stderr
     assert any(line.startswith("dlx cnn-demo run") and line.endswith(where) for line in r.stderr.splitlines()), \
         r.stderr[:400]
+
+
+def test_a_second_signal_does_not_interrupt_the_handling_of_the_first():
+    # Outside a fit's steps the first signal raises KeyboardInterrupt; the second (the copy
+    # of a Ctrl-C that `timeout` passes on, handled separately while dlx waits on a
+    # compilation) raised again inside the handling, and the error record went missing.
+    code = ("import os, signal, time\nfrom dlx import runtime\nruntime.catch_signals()\nruntime.raise_signals(True)\n"
+            "try:\n    os.kill(os.getpid(), signal.SIGINT)\n    time.sleep(5)\nexcept KeyboardInterrupt:\n"
+            "    os.kill(os.getpid(), signal.SIGINT)\n    time.sleep(0.2)\n    print('reported')")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout.strip() == "reported", p.stderr[-500:]

@@ -435,7 +435,8 @@ def _finish(cfg, run, results, *, settings, extra, norms, what):
     diverged = [r for r in results if "diverged" in r]
     if diverged:
         first = diverged[0]
-        prefix = "" if len(results) == 1 else f"{_label(first)}: "
+        named = first["diverged"].startswith(f"{_label(first)}: ")   # fit names a net trained alone
+        prefix = "" if len(results) == 1 or named else f"{_label(first)}: "
         raise RunFailure(prefix + first["diverged"] + (f" ({len(diverged)} of {len(results)} combinations diverged)"
                                                        if len(results) > 1 else ""))
 
