@@ -140,6 +140,18 @@ CPU_CODEGEN_LEVEL = 2
 STEP_CODEGEN_LEVEL = 3
 
 
+def cpu_devices_refused(n: int) -> str | None:
+    """Why n CPU devices on this host cannot train (None if they can). Host devices are
+    threads on one pool: with more of them than cores, an all-reduce can wait for a
+    participant that never gets a thread (train-gan --devices 4 on two cores: "only 3 of 4
+    arrived", and XLA aborts the process after 60 s)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if n > cores:
+        return (f"--devices {n}: {n} CPU devices on this host but {cores} core(s); "
+                f"use at most {cores} (each host device needs a core of its own)")
+    return None
+
+
 def cpu_only() -> bool:
     """Whether every backend JAX can start here is the CPU, decided without starting one:
     JAX_PLATFORMS says so, or no accelerator plugin (the jax_plugins namespace: CUDA, ROCm,

@@ -411,7 +411,14 @@ def _execute(cfg, task_name: str, explicit) -> None:
             if not cfg.data.strip():   # made absolute, '' named the working directory
                 raise UsageError(f"--data must name a file, got {cfg.data!r}")
             cfg = dataclasses.replace(cfg, data=_data_path(cfg.data))
-        runtime.setup_jax(getattr(cfg, "devices", 1))
+        devices = getattr(cfg, "devices", 1)
+        if devices > 1:   # argument errors, said before JAX is imported (1 s) where they can be
+            if cfg.batch_size % devices:
+                raise UsageError(f"--batch-size {cfg.batch_size} must be a multiple of --devices {devices} "
+                                 "(the devices in use)")
+            if getattr(cfg, "num_processes", 1) == 1 and runtime.cpu_only() and runtime.cpu_devices_refused(devices):
+                raise UsageError(runtime.cpu_devices_refused(devices))
+        runtime.setup_jax(devices)
         if getattr(cfg, "num_processes", 1) > 1:
             import jax
 
@@ -439,7 +446,6 @@ def _execute(cfg, task_name: str, explicit) -> None:
             finally:
                 for sig, handler in handlers.items():
                     signal.signal(sig, handler)
-        devices = getattr(cfg, "devices", 1)
         if getattr(cfg, "num_processes", 1) > 1 and devices == 1:
             import jax
 

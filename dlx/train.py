@@ -116,13 +116,9 @@ def set_devices(n: int) -> None:
     if len(devs) < n:
         raise UsageError(f"--devices {n}: only {len(devs)} device(s) available ({devs[0].platform})")
     local = sum(d.process_index == jax.process_index() for d in devs[:n])
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if devs[0].platform == "cpu" and local > cores:
-        # Host devices are threads on one pool: with more of them than cores, an all-reduce
-        # can wait for a participant that never gets a thread (train-gan --devices 4 on two
-        # cores: "only 3 of 4 arrived", and XLA aborts the process after 60 s).
-        raise UsageError(f"--devices {n}: {local} CPU devices on this host but {cores} core(s); "
-                         f"use at most {cores} (each host device needs a core of its own)")
+    refused = runtime.cpu_devices_refused(local) if devs[0].platform == "cpu" else None
+    if refused:
+        raise UsageError(refused)
     _MESH = jax.sharding.Mesh(np.array(devs[:n]), ("data",))
 
 

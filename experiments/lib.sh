@@ -17,6 +17,10 @@ EXP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 EXP=$(basename "$0" .sh)
 QUICK=${QUICK:-0}
 OUT=${OUT:-runs/experiments}
+# A seed loop over no seeds ended in the analysis's traceback (an empty list indexed).
+if [ -n "${SEEDS:-}" ] && ! [[ "$SEEDS" =~ ^[1-9][0-9]*$ ]]; then
+  echo "SEEDS must be a positive integer, got '$SEEDS'" >&2; exit 2
+fi
 mkdir -p "$OUT/$EXP"
 RECORDS="$OUT/$EXP.jsonl"
 : > "$RECORDS"

@@ -27,7 +27,10 @@ def test_help_does_not_import_jax():
 @pytest.mark.parametrize("args", [["cnn-demo", "--steps", "0", "--pool", "median"],
                                   ["cnn-demo", "--batch-size", "0"],
                                   ["cnn-demo", "--lr", "nan"],
-                                  ["cnn-demo", "--no-such-option"]])
+                                  ["cnn-demo", "--no-such-option"],
+                                  # these two were said after importing JAX (1 s, not 0.2)
+                                  ["cnn-demo", "--devices", "2", "--batch-size", "7"],
+                                  ["cnn-demo", "--devices", str((os.cpu_count() or 1) + 1)]])
 def test_argument_errors_do_not_import_jax(args):
     p = _no_jax(*args)
     assert p.returncode == 2, p.stderr
@@ -81,6 +84,9 @@ def test_version_and_module_entry_point():
     (["cnn-demo", "--pool", "none", "--pool-size", "3"], "--pool-size applies to --pool max or avg"),
     (["compare-rnn", "--match-params", "--cells", "gru"], "give two or more --cells"),
     (["cnn-demo", "--out", ""], "--out must name a directory"),
+    # --devices where nothing trains (the probe alone) was taken, and refused valid batches
+    (["grad-probe", "--devices", "2"], "--devices acts during training: add --train-steps N"),
+    (["grad-probe", "--arch", "rnn", "--devices", "2"], "--devices acts during training, which the RNN probe"),
     (["cnn-demo", "--coordinator", "127.0.0.1:1234"], "joins a multi-host run"),
     (["train-gan", "--dataset", "ring8", "--lr-g", "1e-3", "--lr-d", "1e-3", "--lr", "0.5"], "it does nothing"),
     # Each failed as an internal error (exit 1) once the work had begun.

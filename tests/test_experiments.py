@@ -50,3 +50,12 @@ def test_script_quick(script: Path, tmp_path: Path):
         rec = json.loads(line)
         if rec.get("event") == "error" and rec.get("kind") == "usage":
             assert re.search(r"does not fit|too short|needs at least", rec["message"]), rec["message"]
+
+
+@pytest.mark.parametrize("seeds", ["0", "-1", "two"])
+def test_a_seed_count_that_is_not_positive_is_refused(tmp_path: Path, seeds: str):
+    # SEEDS=0 ran no seed and ended in the analysis's Python traceback.
+    env = {**os.environ, "QUICK": "1", "SEEDS": seeds, "OUT": str(tmp_path / "out")}
+    p = subprocess.run(["bash", str(ROOT / "experiments" / "07_pooling.sh")], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and p.stderr.strip() == f"SEEDS must be a positive integer, got '{seeds}'", p.stderr

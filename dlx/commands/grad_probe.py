@@ -108,14 +108,14 @@ def grad_probe(
     if arch == "rnn" and _given("steps"):
         raise UsageError("--steps / --train-steps apply to --arch mlp only (the RNN probe measures the initial cell)")
     if arch == "rnn":  # it never trains: training's options would be stored and do nothing
-        for name in ("lr", "log_every", "eval_every"):
+        for name in ("lr", "log_every", "eval_every", "devices"):
             if _given(name):
                 raise UsageError(f"--{name.replace('_', '-')} acts during training, which the RNN probe does not do "
                                  "(it measures the initial cell)")
     if clip > 0 and steps == 0 and not common.resume:  # resumed: the saved run's steps count
         raise UsageError("--clip acts during training: add --train-steps N")
     if arch == "mlp" and steps == 0 and not common.resume:
-        for name in ("optimizer", "lr", "log_every", "eval_every"):
+        for name in ("optimizer", "lr", "log_every", "eval_every", "devices"):
             if _given(name):
                 flag = "--" + name.replace("_", "-")
                 raise UsageError(f"{flag} acts during training: add --train-steps N (without it the probe measures the initial net)")
