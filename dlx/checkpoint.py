@@ -130,9 +130,7 @@ class Checkpointer:
         # cnn-demo on an H200), and a GPU's autotuner could choose apart from the uninterrupted
         # run's. Placed as a fresh state is, its programs are the same ones. One leaf at a
         # time, each dropped once copied: the state is not held twice on the device.
-        leaves = []
-        for k in sorted(target):
-            leaves.append(jax.device_put(np.asarray(got["state"].pop(k))))
+        leaves = [jax.device_put(np.asarray(got["state"].pop(k))) for k in sorted(target)]
         return jax.tree.unflatten(treedef, leaves), dict(got["meta"])
 
     def close(self) -> None:

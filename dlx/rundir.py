@@ -69,11 +69,19 @@ def read_config(path: str) -> dict:
         raise UsageError(f"--resume {path}: config.json is unreadable ({e})") from None
 
 
-def last_record_hash(line: bytes) -> str:
-    """Names a metrics.jsonl record (a checkpoint notes the last one logged before it)."""
+def last_record_hash(f, end: int) -> str | None:
+    """Names the metrics.jsonl record (binary file f) that ends at offset `end`, from at most
+    its last 64 KiB: a checkpoint notes the one logged before it, and a resume finds that
+    place again by it. None where `end` is not a record's end."""
     import hashlib
 
-    return hashlib.sha1(line.rstrip(b"\n")).hexdigest()[:16]
+    start = max(end - 65536, 0)
+    f.seek(start)
+    head = f.read(end - start)
+    if head and not head.endswith(b"\n"):
+        return None
+    parts = head.rsplit(b"\n", 2)
+    return hashlib.sha1(parts[-2] if len(parts) > 1 else b"").hexdigest()[:16]
 
 
 def atomic_write(path: str, text: str) -> None:

@@ -302,13 +302,11 @@ class Run:
         except Exception:   # an unreadable checkpoint directory: fit's restore reports it
             found = None
         if found is not None and found[0] <= cut:
-            with open(path, "rb") as f:
-                f.seek(max(found[0] - 65536, 0))
-                head = f.read(found[0] - max(found[0] - 65536, 0))
             # Only at the record the checkpoint noted: a log changed since (a refused resume
             # put records back that a newer checkpoint did not see) keeps its records.
-            if not found[0] or (head.endswith(b"\n") and last_record_hash(head.rsplit(b"\n", 2)[-2]) == found[1]):
-                cut = found[0]
+            with open(path, "rb") as f:
+                if not found[0] or last_record_hash(f, found[0]) == found[1]:
+                    cut = found[0]
         with open(path, "rb") as f:
             f.seek(cut)
             tail = f.read()
@@ -416,8 +414,9 @@ def _execute(cfg, task_name: str, explicit) -> None:
             if cfg.batch_size % devices:
                 raise UsageError(f"--batch-size {cfg.batch_size} must be a multiple of --devices {devices} "
                                  "(the devices in use)")
-            if getattr(cfg, "num_processes", 1) == 1 and runtime.cpu_only() and runtime.cpu_devices_refused(devices):
-                raise UsageError(runtime.cpu_devices_refused(devices))
+            refused = getattr(cfg, "num_processes", 1) == 1 and runtime.cpu_only() and runtime.cpu_devices_refused(devices)
+            if refused:
+                raise UsageError(refused)
         runtime.setup_jax(devices)
         if getattr(cfg, "num_processes", 1) > 1:
             import jax

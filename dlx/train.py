@@ -586,11 +586,9 @@ def _log_position(run) -> dict:
     try:
         with open(run.dir.file("metrics.jsonl"), "rb") as f:
             size = f.seek(0, os.SEEK_END)
-            f.seek(max(size - 65536, 0))
-            last = f.read().rsplit(b"\n", 2)
+            return {"log_bytes": size, "log_last": last_record_hash(f, size)}
     except (OSError, AttributeError):
         return {}
-    return {"log_bytes": size, "log_last": last_record_hash(last[-2] if len(last) > 1 else b"")}
 
 
 def _has_trained(metrics_path: str, trainer: Trainer, past: int, dropped: bytes = b"") -> bool:
