@@ -1,10 +1,16 @@
+import atexit
 import os
+import shutil
 import tempfile
 
 # Tests run on the CPU whatever the machine has, with their own cache directory (shared
-# by the whole session, so generated data sets and compiled programs are reused).
+# by the whole session, so generated data sets and compiled programs are reused). One this
+# process made is removed when it ends: each run left ~40 MB in /tmp, 2.8 GB after a few
+# hundred runs.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-os.environ.setdefault("DLX_CACHE_DIR", tempfile.mkdtemp(prefix="dlx-test-cache-"))
+if "DLX_CACHE_DIR" not in os.environ:
+    os.environ["DLX_CACHE_DIR"] = tempfile.mkdtemp(prefix="dlx-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["DLX_CACHE_DIR"], ignore_errors=True)
 from dlx import runtime  # noqa: E402
 
 runtime.setup_jax()  # as every command does before XLA starts its threads (allocator, float32 matmuls)
