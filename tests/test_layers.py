@@ -1,5 +1,5 @@
-"""dlx's Conv / ConvTranspose / max_pool compute what nnx.Conv / nnx.ConvTranspose /
-reduce_window compute with the same weights, forward and gradients."""
+"""dlx's Conv / ConvTranspose / max_pool / linear compute what nnx.Conv / nnx.ConvTranspose /
+reduce_window / nnx.Linear compute with the same weights, forward and gradients."""
 
 import jax
 import jax.numpy as jnp
@@ -96,3 +96,27 @@ def test_max_pool_matches_reduce_window(shape, pads):
     w = jax.random.normal(jax.random.key(4), ref(x).shape)
     np.testing.assert_array_equal(jax.grad(lambda x: jnp.sum(ours(x) * w))(x),
                                   jax.grad(lambda x: jnp.sum(ref(x) * w))(x))
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (3, 4, 5)])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_linear_matches_nnx_linear(shape, use_bias):
+    """`linear` (its own kernel gradient: x.T materialised on CPU) is nnx.Linear's function:
+    outputs and the gradients of input, kernel and bias, over any leading axes."""
+    stock = nnx.Linear(shape[-1], 7, use_bias=use_bias, rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(1), shape)
+
+    def grads(fn):
+        def loss(m, x):
+            y = fn(m, x)
+            return jnp.sum(jnp.sin(y)), y
+        (_, y), (g, dx) = nnx.value_and_grad(loss, argnums=(0, 1), has_aux=True)(stock, x)
+        return y, jax.tree.leaves(g), dx
+
+    y, g, dx = grads(layers.linear)
+    y_ref, g_ref, dx_ref = grads(lambda m, x: m(x))
+    np.testing.assert_allclose(y, y_ref, **TOL)
+    np.testing.assert_allclose(dx, dx_ref, **TOL)
+    assert len(g) == len(g_ref) == (2 if use_bias else 1)
+    for a, b in zip(g, g_ref):
+        np.testing.assert_allclose(a, b, **TOL)

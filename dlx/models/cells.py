@@ -27,6 +27,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from dlx.models.layers import linear
+
 # Scan unroll of the time loop. With the light loop bodies below (hand-written backward
 # passes, one tanh per step), unrolling 4 steps measured faster: LSTM forward+backward
 # (T=128, B=32, H=256) 81-85 vs 85-91 ms, faster in 8 of 8 alternated rounds; the bench
@@ -697,7 +699,7 @@ class RecurrentNet(nnx.Module):
         state, hs = self._hidden_tm(inputs, None, hidden_perturbation)
         if last_only:
             return self.head(state[-1][-1])
-        return jnp.swapaxes(self.head(hs), 0, 1)               # read-out after the scan
+        return jnp.swapaxes(linear(self.head, hs), 0, 1)      # read-out after the scan
 
     def step_tokens(self, state: list, tokens: jax.Array) -> tuple[list, jax.Array]:
         """One step for sampling: tokens (B,) int (or (B,X) floats) -> (state, logits (B,out))."""
