@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from dlx.models.layers import linear
+from dlx.models.layers import linear, t_matmul
 
 # Scan unroll of the time loop. With the light loop bodies below (hand-written backward
 # passes, one tanh per step), unrolling 4 steps measured faster: LSTM forward+backward
@@ -197,8 +197,11 @@ def _transposed(W):
 def _sum_outer(h_prev, d):
     """sum_t h_prev[t].T @ d[t]: (T,B,H), (T,B,G) -> (H,G), the recurrent weights' gradient,
     as ONE (H, T*B) @ (T*B, G) product after the loop. Written as reshape and matmul
-    because XLA:CPU ran the same einsum 21-25 ms against 15-17 (T=128, B=32, H=256, G=4H)."""
-    return h_prev.reshape(-1, h_prev.shape[-1]).T @ d.reshape(-1, d.shape[-1])
+    because XLA:CPU ran the same einsum 21-25 ms against 15-17 (T=128, B=32, H=256, G=4H);
+    through `t_matmul` (h_prev.T materialised with the concatenation that forms h_prev) because
+    the whole step then ran faster in 41 of 48 alternated rounds over five shapes and all three
+    cells, by 1-5% (BENCHMARKS.md, ninth session)."""
+    return t_matmul(h_prev.reshape(-1, h_prev.shape[-1]), d.reshape(-1, d.shape[-1]))
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0, 1))

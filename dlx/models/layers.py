@@ -181,7 +181,7 @@ def conv_transpose(x, kernel, strides, pads):
     return y[(slice(None), *(slice(0, o) for o in out), slice(None))]
 
 
-# --- dense layers whose weight gradient XLA:CPU runs fast ---
+# --- weight gradients over many rows, which XLA:CPU runs slowly as written ---
 #
 # Autodiff's kernel gradient of y = x @ kernel is x.T @ dy over the flattened rows: a product
 # whose left operand is transposed, which XLA:CPU hands to Eigen rather than YNNPACK. For the
@@ -190,8 +190,15 @@ def conv_transpose(x, kernel, strides, pads):
 # back into the product) the same gradient took 0.47 vs 0.81 ms (4096 rows, 128 -> 65), 0.49
 # vs 1.19 (1024 rows, 512 -> 65) and 0.72 vs 1.29 (4096, 256 -> 65), medians of 20 calls.
 # Not for every shape: at 128 rows, 3136 -> 128 (the CNN's dense layer) the materialised form
-# was slower (0.62 vs 0.48 ms), so layers opt in where it measured faster. GPUs and TPUs
-# multiply transposed operands natively and keep autodiff's product.
+# was slower (0.62 vs 0.48 ms), so callers opt in where it measured faster. GPUs and TPUs
+# multiply transposed operands natively and keep the plain product.
+
+def t_matmul(a, b):
+    """a.T @ b for a (rows, K), b (rows, N) -> (K, N); on the CPU as an NN product over a
+    materialised a.T."""
+    return lax.platform_dependent(a, b, cpu=lambda a, b: lax.optimization_barrier(a.T) @ b,
+                                  default=lambda a, b: a.T @ b)
+
 
 @jax.custom_vjp
 def dense(x, kernel):
@@ -205,10 +212,7 @@ def _dense_fwd(x, kernel):
 
 def _dense_bwd(res, g):
     x, kernel = res
-    x2, g2 = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])   # (rows, K), (rows, N)
-    d_kernel = lax.platform_dependent(x2, g2, cpu=lambda a, b: lax.optimization_barrier(a.T) @ b,
-                                      default=lambda a, b: a.T @ b)
-    return g @ kernel.T, d_kernel
+    return g @ kernel.T, t_matmul(x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1]))
 
 
 dense.defvjp(_dense_fwd, _dense_bwd)
