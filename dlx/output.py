@@ -21,6 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from dlx import runtime
 from dlx.errors import RunFailure
 from dlx.runtime import to_devnull
 
@@ -115,6 +116,8 @@ class Output:
         full = {"schema": SCHEMA, "event": event, "run": self.run_id, "command": self.command}
         full.update(jsonable(record))
         line = json.dumps(full, separators=(",", ":"))
+        if runtime.left_behind():
+            return full
         if to_file and self._metrics_file is not None:
             self._metrics_file.write(line + "\n")
             self._metrics_file.flush()
@@ -154,6 +157,8 @@ class Output:
 
     def _print(self, *what, **kw) -> None:
         self._check_open()
+        if runtime.left_behind():
+            return
         if self._held is not None:
             self._held.append((what, kw))
             return

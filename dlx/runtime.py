@@ -226,6 +226,21 @@ def settled(thread) -> None:
     _abandoned.remove(thread)
 
 
+_left: set = set()   # of those, the threads whose wait a signal ended: nobody takes their result
+
+
+def leave(thread) -> None:
+    _left.add(thread)
+
+
+def left_behind() -> bool:
+    """Whether this thread is work a signal left running (an evaluation can log and draw as it
+    ends): what it would still write or print is dropped, after the run said it stopped."""
+    import threading
+
+    return threading.current_thread() in _left
+
+
 def abandoned_work() -> bool:
     """Whether a signal left a compilation running: the process then ends with os._exit.
     Python's teardown stops such a thread inside XLA's compiler, and the C++ runtime aborts

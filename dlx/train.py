@@ -237,13 +237,14 @@ _ABANDONED = object()
 
 
 def _off_thread(work: Callable[[], Any], sig: "_Signals | None" = None):
-    """work() (a trace, a compilation) on a worker thread while this thread waits for it.
+    """work() (a trace, a compilation, an evaluation) on a worker thread while this thread waits for it.
     Python runs signal handlers on the main thread between its own steps, so a signal during
     a long compilation waited for XLA to finish: minutes for a deep stack (the initialisation
     of 50 LSTM layers compiles in 13 s; 20,000 layers ignored SIGTERM for 11 minutes). Here
     the handler runs within 50 ms: runtime's raises KeyboardInterrupt in the wait, and in a
     fit, where `sig` notes signals instead, this returns _ABANDONED once it has one. The
-    work then goes on unwatched, and the process ends without waiting for it
+    work then goes on unwatched, what it would still log or print is dropped
+    (runtime.left_behind), and the process ends without waiting for it
     (runtime.abandoned_work)."""
     box: dict = {}
 
@@ -256,10 +257,15 @@ def _off_thread(work: Callable[[], Any], sig: "_Signals | None" = None):
     worker = threading.Thread(target=run, name="dlx-compile", daemon=True)
     runtime.abandon(worker)   # until it is done: whatever interrupts the wait leaves it so
     worker.start()
-    while worker.is_alive():
-        worker.join(0.05)
-        if sig is not None and sig.caught is not None and worker.is_alive():
-            return _ABANDONED
+    try:
+        while worker.is_alive():
+            worker.join(0.05)
+            if sig is not None and sig.caught is not None and worker.is_alive():
+                runtime.leave(worker)
+                return _ABANDONED
+    except BaseException:   # KeyboardInterrupt from runtime's handler
+        runtime.leave(worker)
+        raise
     runtime.settled(worker)
     if "error" in box:
         raise box["error"]
@@ -374,7 +380,7 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
     tag = trainer.tag
     analysis = None
 
-    def save(at: int):
+    def save(at: int, eval_pending: bool = False):
         if ckpt is None:
             return
         saved = getattr(run, "checkpointed", None)
@@ -385,6 +391,9 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
             "window_sums": {k: np.asarray(v).tolist() for k, v in wsums.items()}, "window_count": wcount,
             "last_train": last_train, "last_eval": last_eval, "compile_s": compile_s,
             "run_s": run_s, "timed_steps": done_steps, "diverged": diverged, "peak_bytes": peak_bytes(),
+            # A signal ended this step's evaluation (its first compilation can take long): the
+            # resumed run evaluates here first, so its log holds this step's eval record.
+            "eval_pending": eval_pending,
             # Records after this length are stale once the run resumes from here (session);
             # the last record before it identifies that place in the log.
             **_log_position(run),
@@ -396,16 +405,25 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
         # verdict then read null).
         return (analysis or {}).get("peak_bytes", meta.get("peak_bytes"))
 
-    def evaluate(at: int):
+    def evaluate(at: int, sig: "_Signals | None" = None) -> bool:
+        """Evaluate at step `at` and log it; False if a signal in a fit (`sig`) ended the
+        evaluation first. It runs off the main thread, as the compilations do: an evaluation's
+        first call compiles it, for seconds to minutes in a deep stack."""
         nonlocal last_eval
         if trainer.evaluate is None:
-            return
+            return True
         if members is None:
-            last_eval = dict(trainer.evaluate(state))
+            ev = _off_thread(lambda: trainer.evaluate(state), sig)
+            if ev is _ABANDONED:
+                return False
+            last_eval = dict(ev)
             each = [({}, last_eval)]
         else:
             alive = [j not in diverged for j in range(nm)]
-            last_eval = [None if e is None else dict(e) for e in trainer.evaluate(state, alive)]
+            ev = _off_thread(lambda: trainer.evaluate(state, alive), sig)
+            if ev is _ABANDONED:
+                return False
+            last_eval = [None if e is None else dict(e) for e in ev]
             each = [(m, e) for m, e, a in zip(members, last_eval, alive) if a and e is not None]
         for mtag, ev in each:
             out.emit("eval", {"step": at, **tag, **mtag, **ev})
@@ -413,6 +431,7 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
             who = " ".join(v if isinstance(v, str) else f"{k}={v}" for k, v in {**tag, **mtag}.items())
             out.info(f"[dim]step {at}{' ' + who if who else ''}[/] "
                      + "  ".join(f"{k} {_fmt(v)}" for k, v in list(shown.items())[:8]))
+        return True
 
     if use_scan is not True and steps > start:
         t = time.perf_counter()
@@ -439,6 +458,8 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
     with _Signals(out) as sig, out.deferring_close():
         pos = start
         saved = True   # whether the state at pos is checkpointed (past start: set each chunk)
+        if meta.get("eval_pending") and not evaluate(start, sig):
+            _interrupted(sig, start, run)   # its checkpoint stays as it was, still pending
         for end in points:
             n = end - pos
             if use_scan and n not in compiled:
@@ -521,8 +542,7 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
                     wsums, wcount = {}, 0
             saved = pos % eval_every == 0 or pos == steps
             if saved:
-                evaluate(pos)
-                save(pos)
+                save(pos, eval_pending=not evaluate(pos, sig))
             if out.closed:   # the reader went away: this step's records are all in metrics.jsonl
                 if not saved:
                     save(pos)

@@ -387,3 +387,34 @@ def test_a_signal_during_a_later_compilation_saves_the_steps_before_it(in_tmp):
     resumed = dlx("train-lstm", "--resume", "deep", "--json")
     assert resumed.code == 0, resumed.stderr
     assert [r["step"] for r in resumed.event("train")] == [7]
+
+
+def test_a_signal_during_an_evaluations_compilation_saves_the_step_and_evaluates_it_on_resume(in_tmp):
+    # Step 5's evaluation is the first: it compiles its program (~5 s for 30 layers here).
+    # The signal lands in that compilation: step 5 is saved at once, and the resumed run
+    # evaluates step 5 (and samples it) before training on, each record once in the log.
+    args = ["train-lstm", "--layers", "30", "--hidden", "8", "--batch-size", "2", "--seq-len", "10", "--steps", "10",
+            "--log-every", "5", "--eval-every", "5", "--sample-len", "5", "--out", "deep", "--json"]
+    p = subprocess.Popen([sys.executable, "-m", "dlx", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env={**os.environ, "DLX_COMPILE_CACHE": "0"})
+    for line in p.stdout:
+        rec = json.loads(line)
+        if rec["event"] == "train" and rec["step"] == 5:
+            p.send_signal(signal.SIGTERM)
+            sent = time.monotonic()
+            break
+    rest, err = p.communicate(timeout=300)
+    waited = time.monotonic() - sent
+    assert p.returncode == 130, err
+    assert "SIGTERM at step 5: checkpoint saved. Resume with: dlx train-lstm --resume deep" in err
+    assert waited < 3.0, f"the signal waited {waited:.1f} s for the evaluation's compilation"
+    assert not [json.loads(x) for x in rest.splitlines() if '"event":"eval"' in x]   # none half-made
+    resumed = dlx("train-lstm", "--resume", "deep", "--json")
+    assert resumed.code == 0, resumed.stderr
+    assert [r["step"] for r in resumed.event("eval")] == [5, 10]
+    assert [r["step"] for r in resumed.event("train")] == [10]
+    with open("deep/metrics.jsonl", encoding="utf-8") as f:
+        log = [json.loads(x) for x in f]
+    assert [r["step"] for r in log if r["event"] == "eval"] == [5, 10]
+    assert [r["step"] for r in log if r["event"] == "train"] == [5, 10]
+    assert [r["step"] for r in log if r["event"] == "info" and "sample" in r] == [5, 10]
