@@ -83,6 +83,7 @@ class Output:
         self._deferring = 0
         self._metrics_file = None
         self._progress = None
+        self._logged_through: tuple[dict, int] | None = None   # see logged_through()
 
     # ---- wiring -------------------------------------------------------------------
     def attach(self, run_id: str, metrics_path: str | None, append: bool = False) -> None:
@@ -95,6 +96,22 @@ class Output:
         if self._metrics_file is not None:
             self._metrics_file.close()
             self._metrics_file = None
+
+    @contextlib.contextmanager
+    def logged_through(self, tag: dict, step: int | None):
+        """Within: records tagged `tag` up to `step` are not written again (a resumed sweep's
+        model trains again to where it diverged before; the log holds those records)."""
+        self._logged_through = None if step is None else (tag, step)
+        try:
+            yield
+        finally:
+            self._logged_through = None
+
+    def _logged(self, record: dict) -> bool:
+        if self._logged_through is None or not isinstance(record.get("step"), int):
+            return False
+        tag, step = self._logged_through
+        return record["step"] <= step and all(record.get(k) == v for k, v in tag.items())
 
     @contextlib.contextmanager
     def deferring_close(self):
@@ -116,7 +133,7 @@ class Output:
         full = {"schema": SCHEMA, "event": event, "run": self.run_id, "command": self.command}
         full.update(jsonable(record))
         line = json.dumps(full, separators=(",", ":"))
-        if runtime.left_behind():
+        if runtime.left_behind() or self._logged(full):
             return full
         if to_file and self._metrics_file is not None:
             self._metrics_file.write(line + "\n")

@@ -349,6 +349,14 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
             raise UsageError(f"--resume {run.dir.path}: {trainer.name} has trained (metrics.jsonl holds its steps) "
                              f"but its checkpoint is gone; start the run anew with --out {run.dir.path} --force")
         state = init_program(init)(key)
+    # A sweep's model that diverged past this point before, while later models trained on:
+    # it trains to there again (its evaluations feed the sweep's results), but the log holds
+    # its records up to the divergence, and later models' records follow them.
+    replayed = _logged_divergence(run.dir.file("metrics.jsonl"), trainer, start) \
+        if run.resumed and run.dir is not None else None
+    if replayed is not None:
+        out.info(f"{trainer.name} diverged at step {replayed} before: trained again to there, "
+                 f"its records not logged again")
     out.release()   # a resumed run's header and tables, held until its checkpoint was read
     state = _replicate(state)
 
@@ -455,11 +463,15 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
     runtime.raise_if_signalled()  # one remembered or swallowed before this fit (runtime.on_signal)
     if out.closed:
         raise StdoutClosed  # the reader left before this fit (between two models of a sweep)
-    with _Signals(out) as sig, out.deferring_close():
+    with _Signals(out) as sig, out.deferring_close(), out.logged_through(tag, replayed):
         pos = start
         saved = True   # whether the state at pos is checkpointed (past start: set each chunk)
         if meta.get("eval_pending") and not evaluate(start, sig):
             _interrupted(sig, start, run)   # its checkpoint stays as it was, still pending
+        if replayed is not None and start and start % eval_every == 0 and not evaluate(start, sig):
+            # Logged before, so not logged again: for the command's own view of this model
+            # (its last evaluation, which its result reports, as the uninterrupted run's).
+            _interrupted(sig, start, run)
         for end in points:
             n = end - pos
             if use_scan and n not in compiled:
@@ -609,6 +621,30 @@ def _log_position(run) -> dict:
             return {"log_bytes": size, "log_last": last_record_hash(f, size)}
     except (OSError, AttributeError):
         return {}
+
+
+def _logged_divergence(metrics_path: str, trainer: Trainer, past: int) -> int | None:
+    """The step at which this fit (a sweep's single model, known by its tag) diverged after
+    step `past` in the log, if it did. A single model's divergence ends its fit, and the
+    sweep's next model logs after it, so the resume's cut of records past the latest
+    checkpoint (session) does not reach them."""
+    if trainer.members or not trainer.tag:
+        return None   # a fit of members trains on past one's divergence; a run's main model is the log's tail
+    try:
+        with open(metrics_path, encoding="utf-8") as f:
+            for line in f:
+                if '"diverged"' not in line or '"event":"info"' not in line:
+                    continue
+                try:
+                    rec = json.loads(line)
+                except ValueError:   # a record a kill cut off
+                    continue
+                step = rec.get("step")
+                if isinstance(step, int) and step > past and all(rec.get(k) == v for k, v in trainer.tag.items()):
+                    return step
+    except OSError:
+        pass
+    return None
 
 
 def _has_trained(metrics_path: str, trainer: Trainer, past: int, dropped: bytes = b"") -> bool:

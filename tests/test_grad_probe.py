@@ -168,6 +168,33 @@ def test_a_sweep_with_a_net_that_diverged_before_any_checkpoint_resumes(tmp_path
     assert r.code == 1 and "1 of 2 combinations diverged" in r.stderr, r.stderr
     ok = [x for x in r.summary["results"] if "diverged" not in x]
     assert [x["steps"] for x in ok] == [30]
+    _each_record_once(os.path.join(out, "metrics.jsonl"))
+
+
+def _each_record_once(path):
+    with open(path, encoding="utf-8") as f:
+        log = [json.loads(x) for x in f]
+    seen = [(x["event"], x.get("combo"), x["step"]) for x in log if x["event"] in ("train", "eval", "info")]
+    assert len(seen) == len(set(seen)), sorted(k for k in seen if seen.count(k) > 1)
+
+
+def test_a_sweep_net_that_diverged_after_its_checkpoint_is_not_logged_twice_on_resume(tmp_path):
+    # relu x1.5 saves a checkpoint at step 2 and diverges at step 3; tanh trains after it.
+    # Extended, the run trains relu again from step 2 into the same divergence: its result is
+    # the first run's (its last probe is step 2's, as then), and its records, which tanh's
+    # follow in the log, are not written again (they were: steps 3's divergence twice).
+    out = str(tmp_path / "sw")
+    args = ("--activation", "relu,tanh", "--out", out, *DIVERGES[:6], "--train-steps", "20", "--eval-every", "2",
+            "--log-every", "1", "--json")
+    first = dlx("grad-probe", *args)
+    assert first.code == 1, first.stderr
+    r = dlx("grad-probe", "--resume", out, "--train-steps", "24", "--json")
+    assert r.code == 1 and "relu-he_x1.5_depth_10 diverged at step 3 before" in r.stderr, r.stderr
+    bad = lambda res: [x for x in res.summary["results"] if "diverged" in x]   # noqa: E731
+    assert bad(r) == bad(first) and bad(r)[0]["diverged_at_step"] == 3
+    assert [x["step"] for x in bad(r)[0]["history"]] == [0, 2]
+    assert not [x for x in r.records if x.get("combo", "").startswith("relu") and x["event"] != "summary"]
+    _each_record_once(os.path.join(out, "metrics.jsonl"))
 
 
 def test_clipping_prevents_divergence_and_never_exceeds_theta(tmp_path):
