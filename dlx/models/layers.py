@@ -125,7 +125,7 @@ def conv(x, kernel, strides, pads):
         limit = (xp.shape[0], *(a + s * (o - 1) + 1 for a, s, o in zip(offs, strides, out)), cin)
         taps.append(lax.slice(xp, start, limit, (1, *strides, 1)))  # (N, o..., in)
     patches = jnp.stack(taps, axis=-2).reshape(-1, len(taps) * cin)  # (N*prod(o), K*in)
-    y = dense(patches, kernel.reshape(-1, cout))   # its kernel gradient an NN product on CPU (below)
+    y = patches @ kernel.reshape(-1, cout)
     return y.reshape(x.shape[0], *out, cout)
 
 
@@ -190,11 +190,8 @@ def conv_transpose(x, kernel, strides, pads):
 # back into the product) the same gradient took 0.47 vs 0.81 ms (4096 rows, 128 -> 65), 0.49
 # vs 1.19 (1024 rows, 512 -> 65) and 0.72 vs 1.29 (4096, 256 -> 65), medians of 20 calls.
 # Not for every shape: at 128 rows, 3136 -> 128 (the CNN's dense layer) the materialised form
-# was slower (0.62 vs 0.48 ms), so callers opt in where it measured faster: the recurrent
-# read-out and weight gradient, and the patches product of a conv with few input channels
-# (whole cnn step 26.53 -> 24.92 ms, dcgan 36.42 -> 35.71, each faster in 10 of 10 alternated
-# rounds; the transposed conv's product, x @ kernel (in, K*out), was slower this way: 1 of 10).
-# GPUs and TPUs multiply transposed operands natively and keep the plain product.
+# was slower (0.62 vs 0.48 ms), so callers opt in where it measured faster. GPUs and TPUs
+# multiply transposed operands natively and keep the plain product.
 
 def t_matmul(a, b):
     """a.T @ b for a (rows, K), b (rows, N) -> (K, N); on the CPU as an NN product over a
