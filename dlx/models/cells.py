@@ -199,8 +199,9 @@ def _sum_outer(h_prev, d):
     as ONE (H, T*B) @ (T*B, G) product after the loop. Written as reshape and matmul
     because XLA:CPU ran the same einsum 21-25 ms against 15-17 (T=128, B=32, H=256, G=4H);
     through `t_matmul` (h_prev.T materialised with the concatenation that forms h_prev) because
-    the whole step then ran faster in 47 of 58 alternated rounds over four shapes and all three
-    cells, by 0-5% (BENCHMARKS.md, ninth session)."""
+    the whole step then ran faster in 47 of 58 in-process rounds over four shapes and all three
+    cells, by 0-5%, and with the read-out's change as separate bench processes too
+    (BENCHMARKS.md, ninth session)."""
     return t_matmul(h_prev.reshape(-1, h_prev.shape[-1]), d.reshape(-1, d.shape[-1]))
 
 
