@@ -83,7 +83,7 @@ class Output:
         self._deferring = 0
         self._metrics_file = None
         self._progress = None
-        self._logged_through: tuple[dict, int] | None = None   # see logged_through()
+        self._logged_through: int | None = None   # see logged_through()
 
     # ---- wiring -------------------------------------------------------------------
     def attach(self, run_id: str, metrics_path: str | None, append: bool = False) -> None:
@@ -98,20 +98,19 @@ class Output:
             self._metrics_file = None
 
     @contextlib.contextmanager
-    def logged_through(self, tag: dict, step: int | None):
-        """Within: records tagged `tag` up to `step` are not written again (a resumed sweep's
-        model trains again to where it diverged before; the log holds those records)."""
-        self._logged_through = None if step is None else (tag, step)
+    def logged_through(self, step: int | None):
+        """Within: records of steps up to `step` are not written again (a resumed sweep's
+        model trains again to where it diverged before; the log holds those records, its
+        own and untagged ones its evaluations wrote, such as samples)."""
+        self._logged_through = step
         try:
             yield
         finally:
             self._logged_through = None
 
     def _logged(self, record: dict) -> bool:
-        if self._logged_through is None or not isinstance(record.get("step"), int):
-            return False
-        tag, step = self._logged_through
-        return record["step"] <= step and all(record.get(k) == v for k, v in tag.items())
+        step = record.get("step")
+        return self._logged_through is not None and isinstance(step, int) and step <= self._logged_through
 
     @contextlib.contextmanager
     def deferring_close(self):

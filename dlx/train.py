@@ -463,7 +463,7 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
     runtime.raise_if_signalled()  # one remembered or swallowed before this fit (runtime.on_signal)
     if out.closed:
         raise StdoutClosed  # the reader left before this fit (between two models of a sweep)
-    with _Signals(out) as sig, out.deferring_close(), out.logged_through(tag, replayed):
+    with _Signals(out) as sig, out.deferring_close(), out.logged_through(replayed):
         pos = start
         saved = True   # whether the state at pos is checkpointed (past start: set each chunk)
         if meta.get("eval_pending") and not evaluate(start, sig):
