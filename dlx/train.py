@@ -466,12 +466,12 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
     with _Signals(out) as sig, out.deferring_close(), out.logged_through(replayed):
         pos = start
         saved = True   # whether the state at pos is checkpointed (past start: set each chunk)
-        if meta.get("eval_pending") and not evaluate(start, sig):
-            _interrupted(sig, start, run)   # its checkpoint stays as it was, still pending
-        if replayed is not None and start and start % eval_every == 0 and not evaluate(start, sig):
-            # Logged before, so not logged again: for the command's own view of this model
-            # (its last evaluation, which its result reports, as the uninterrupted run's).
-            _interrupted(sig, start, run)
+        # The checkpoint's evaluation, if a signal cut it short; and a replayed one's, logged
+        # before and not again: for the command's own view of this model (its last
+        # evaluation, which its result reports, as the uninterrupted run's).
+        if meta.get("eval_pending") or (replayed is not None and start and start % eval_every == 0):
+            if not evaluate(start, sig):
+                _interrupted(sig, start, run)   # its checkpoint stays as it was
         for end in points:
             n = end - pos
             if use_scan and n not in compiled:
