@@ -184,7 +184,11 @@ class _Signals:
         self.out = out
 
     def __enter__(self):
-        self._old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        # A fit nested in another's evaluation (train-gan trains its judge there) runs on the
+        # evaluation's worker thread, where Python refuses handlers; the outer fit's handle
+        # the signals, and leave this work if one comes.
+        main = threading.current_thread() is threading.main_thread()
+        self._old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
         for s in self._old:
             signal.signal(s, self._handle)
         return self
@@ -388,7 +392,7 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
     tag = trainer.tag
     analysis = None
 
-    def save(at: int, eval_pending: bool = False):
+    def save(at: int, eval_pending: bool = False, log_at: dict | None = None):
         if ckpt is None:
             return
         saved = getattr(run, "checkpointed", None)
@@ -403,8 +407,9 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
             # resumed run evaluates here first, so its log holds this step's eval record.
             "eval_pending": eval_pending,
             # Records after this length are stale once the run resumes from here (session);
-            # the last record before it identifies that place in the log.
-            **_log_position(run),
+            # the last record before it identifies that place in the log. With the evaluation
+            # pending, the place before it: what it logged before the signal goes as well.
+            **(_log_position(run) if log_at is None else log_at),
         })
 
     def peak_bytes() -> int | None:
@@ -554,7 +559,11 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
                     wsums, wcount = {}, 0
             saved = pos % eval_every == 0 or pos == steps
             if saved:
-                save(pos, eval_pending=not evaluate(pos, sig))
+                before = _log_position(run)
+                if evaluate(pos, sig):
+                    save(pos)
+                else:
+                    save(pos, eval_pending=True, log_at=before)
             if out.closed:   # the reader went away: this step's records are all in metrics.jsonl
                 if not saved:
                     save(pos)

@@ -418,3 +418,30 @@ def test_a_signal_during_an_evaluations_compilation_saves_the_step_and_evaluates
     assert [r["step"] for r in log if r["event"] == "eval"] == [5, 10]
     assert [r["step"] for r in log if r["event"] == "train"] == [5, 10]
     assert [r["step"] for r in log if r["event"] == "info" and "sample" in r] == [5, 10]
+
+
+def test_records_an_interrupted_evaluation_wrote_are_not_kept_twice(in_tmp, monkeypatch):
+    # The signal lands after step 5's evaluation logged its sample, before the evaluation
+    # ends: the checkpoint notes the log as it was before that evaluation, so the resume,
+    # which evaluates step 5 again, takes the first sample record out (it was kept: twice).
+    from dlx.tasks import train_lstm
+
+    show = train_lstm._show
+
+    def signalled(text):
+        monkeypatch.setattr(train_lstm, "_show", show)   # once
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.5)   # the evaluation is still running when the signal is seen
+        return show(text)
+
+    monkeypatch.setattr(train_lstm, "_show", signalled)
+    args = ("--hidden", "8", "--batch-size", "2", "--seq-len", "10", "--log-every", "5", "--eval-every", "5",
+            "--sample-len", "5", "--json")
+    r = dlx("train-lstm", *args, "--steps", "10", "--out", "run")
+    assert r.code == 130 and "SIGTERM at step 5: checkpoint saved" in r.stderr, r.stderr
+    resumed = dlx("train-lstm", "--resume", "run", "--json")
+    assert resumed.code == 0, resumed.stderr
+    with open("run/metrics.jsonl", encoding="utf-8") as f:
+        log = [json.loads(x) for x in f]
+    assert [(x["event"], x["step"]) for x in log if x["event"] in ("train", "eval", "info")] == \
+        [("train", 5), ("info", 5), ("eval", 5), ("train", 10), ("info", 10), ("eval", 10)]

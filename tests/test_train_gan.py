@@ -119,6 +119,17 @@ def test_a_damaged_cached_judge_is_trained_again(in_tmp, monkeypatch):
     assert [e for e in r.event("train") if e.get("model") == "judge"]   # trained again, before the GAN
     assert open(damaged, "rb").read() == open(cached, "rb").read()      # and cached whole
 
+    # A whole file that is not a judge (no such arrays) is found out only where the first
+    # evaluation loads it: the judge is trained there, on the evaluation's worker thread,
+    # where its own fit could not install signal handlers (internal error, exit 1).
+    import numpy as np
+
+    np.savez(damaged)
+    r = dlx(*args, "--out", "c")
+    assert r.code == 0, r.stderr
+    assert [e for e in r.event("train") if e.get("model") == "judge"]
+    assert open(damaged, "rb").read() == open(cached, "rb").read()
+
 
 def test_bench_trainer_is_the_benchmark_dcgan():
     t = __import__("dlx.tasks.train_gan", fromlist=["bench_trainer"]).bench_trainer(batch=8, width=64, g_fakes="reuse")
