@@ -54,9 +54,14 @@ def holds_dlx_run(path: str) -> bool:
     return isinstance(saved.get("run"), str) and isinstance(saved["config"].get("command"), str)
 
 
+def not_a_dir(path: str) -> str:
+    """Why path, which is not a directory, cannot be a run's: for --resume and --from."""
+    return "not a directory" if os.path.exists(path) else "no such directory"
+
+
 def read_config(path: str) -> dict:
     if not os.path.isdir(path):
-        raise UsageError(f"--resume {path}: " + ("not a directory" if os.path.exists(path) else "no such directory"))
+        raise UsageError(f"--resume {path}: {not_a_dir(path)}")
     if not is_run(path):
         raise UsageError(f"--resume {path}: not a dlx run directory (no config.json)")
     try:

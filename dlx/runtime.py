@@ -215,18 +215,7 @@ def _importing(frame) -> bool:
     return False
 
 
-_abandoned: list = []   # threads left at work when a signal ended the wait (train._off_thread)
-
-
-def abandon(thread) -> None:
-    _abandoned.append(thread)
-
-
-def settled(thread) -> None:
-    _abandoned.remove(thread)
-
-
-_left: set = set()   # of those, the threads whose wait a signal ended: nobody takes their result
+_left: set = set()   # threads a signal left at work (train._off_thread): nobody takes their result
 
 
 def leave(thread) -> None:
@@ -246,7 +235,7 @@ def abandoned_work() -> bool:
     Python's teardown stops such a thread inside XLA's compiler, and the C++ runtime aborts
     ("FATAL: exception not rethrown", exit 134 after the run had said it was interrupted),
     also where the thread had just returned (it still unwinds XLA's per-thread state)."""
-    return bool(_abandoned)
+    return bool(_left)
 
 
 def catch_signals() -> dict:

@@ -259,9 +259,8 @@ def _off_thread(work: Callable[[], Any], sig: "_Signals | None" = None):
             box["error"] = e
 
     worker = threading.Thread(target=run, name="dlx-compile", daemon=True)
-    runtime.abandon(worker)   # until it is done: whatever interrupts the wait leaves it so
-    worker.start()
-    try:
+    try:   # whatever interrupts the wait leaves the work running
+        worker.start()
         while worker.is_alive():
             worker.join(0.05)
             if sig is not None and sig.caught is not None and worker.is_alive():
@@ -270,7 +269,6 @@ def _off_thread(work: Callable[[], Any], sig: "_Signals | None" = None):
     except BaseException:   # KeyboardInterrupt from runtime's handler
         runtime.leave(worker)
         raise
-    runtime.settled(worker)
     if "error" in box:
         raise box["error"]
     return box["value"]
@@ -392,7 +390,9 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
     tag = trainer.tag
     analysis = None
 
-    def save(at: int, eval_pending: bool = False, log_at: dict | None = None):
+    def save(at: int, pending_from: dict | None = None):
+        """Checkpoint step `at`; with `pending_from` (the log's place before its evaluation,
+        `_log_position`), a signal ended that evaluation."""
         if ckpt is None:
             return
         saved = getattr(run, "checkpointed", None)
@@ -405,11 +405,11 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
             "run_s": run_s, "timed_steps": done_steps, "diverged": diverged, "peak_bytes": peak_bytes(),
             # A signal ended this step's evaluation (its first compilation can take long): the
             # resumed run evaluates here first, so its log holds this step's eval record.
-            "eval_pending": eval_pending,
+            "eval_pending": pending_from is not None,
             # Records after this length are stale once the run resumes from here (session);
             # the last record before it identifies that place in the log. With the evaluation
             # pending, the place before it: what it logged before the signal goes as well.
-            **(_log_position(run) if log_at is None else log_at),
+            **(_log_position(run) if pending_from is None else pending_from),
         })
 
     def peak_bytes() -> int | None:
@@ -425,17 +425,14 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
         nonlocal last_eval
         if trainer.evaluate is None:
             return True
+        alive = None if members is None else [j not in diverged for j in range(nm)]
+        ev = _off_thread(lambda: trainer.evaluate(state) if alive is None else trainer.evaluate(state, alive), sig)
+        if ev is _ABANDONED:
+            return False
         if members is None:
-            ev = _off_thread(lambda: trainer.evaluate(state), sig)
-            if ev is _ABANDONED:
-                return False
             last_eval = dict(ev)
             each = [({}, last_eval)]
         else:
-            alive = [j not in diverged for j in range(nm)]
-            ev = _off_thread(lambda: trainer.evaluate(state, alive), sig)
-            if ev is _ABANDONED:
-                return False
             last_eval = [None if e is None else dict(e) for e in ev]
             each = [(m, e) for m, e, a in zip(members, last_eval, alive) if a and e is not None]
         for mtag, ev in each:
@@ -560,10 +557,7 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
             saved = pos % eval_every == 0 or pos == steps
             if saved:
                 before = _log_position(run)
-                if evaluate(pos, sig):
-                    save(pos)
-                else:
-                    save(pos, eval_pending=True, log_at=before)
+                save(pos, None if evaluate(pos, sig) else before)
             if out.closed:   # the reader went away: this step's records are all in metrics.jsonl
                 if not saved:
                     save(pos)
@@ -641,19 +635,28 @@ def _logged_divergence(metrics_path: str, trainer: Trainer, past: int) -> int | 
         return None   # a fit of members trains on past one's divergence; a run's main model is the log's tail
     try:
         with open(metrics_path, encoding="utf-8") as f:
-            for line in f:
-                if '"diverged"' not in line or '"event":"info"' not in line:
-                    continue
-                try:
-                    rec = json.loads(line)
-                except ValueError:   # a record a kill cut off
-                    continue
+            for _, rec in _records(f, '"diverged"'):
                 step = rec.get("step")
-                if isinstance(step, int) and step > past and all(rec.get(k) == v for k, v in trainer.tag.items()):
+                if rec.get("event") == "info" and isinstance(step, int) and step > past and _tagged(rec, trainer.tag):
                     return step
     except OSError:
         pass
     return None
+
+
+def _records(lines, *needles):
+    """(index, record) of the metrics.jsonl lines that hold any of `needles` (a cheap test
+    before parsing), skipping a record a kill cut off."""
+    for n, line in enumerate(lines):
+        if any(s in line for s in needles):
+            try:
+                yield n, json.loads(line)
+            except ValueError:
+                continue
+
+
+def _tagged(rec: dict, tag: dict) -> bool:
+    return all(rec.get(k) == v for k, v in tag.items())
 
 
 def _has_trained(metrics_path: str, trainer: Trainer, past: int, dropped: bytes = b"") -> bool:
@@ -671,16 +674,11 @@ def _has_trained(metrics_path: str, trainer: Trainer, past: int, dropped: bytes 
             kept = list(f)
     except OSError:
         return False
-    trained = past_first = ended = False
-    for n, line in enumerate([*kept, *dropped.decode("utf-8", "replace").splitlines()]):
-        ended = ended or '"event":"summary"' in line
-        if '"event":"train"' not in line and '"diverged"' not in line:
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError:   # a record a kill cut off
-            continue
-        if any(all(rec.get(k) == v for k, v in t.items()) for t in tags):
+    lines = [*kept, *dropped.decode("utf-8", "replace").splitlines()]
+    ended = any('"event":"summary"' in line for line in lines)
+    trained = past_first = False
+    for n, rec in _records(lines, '"event":"train"', '"diverged"'):
+        if any(_tagged(rec, t) for t in tags):
             if "diverged" in rec:
                 return False
             trained = True

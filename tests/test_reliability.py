@@ -368,21 +368,30 @@ def test_a_signal_during_a_long_compilation_ends_the_run_at_once(in_tmp):
     assert waited < 5.0, f"the signal waited {waited:.1f} s for the compilation"
 
 
-def test_a_signal_during_a_later_compilation_saves_the_steps_before_it(in_tmp):
-    # Steps 1-5 in one program, 6-7 in another compiled after them: the signal lands in that
-    # compilation, which is left; step 5's state, not yet checkpointed, is saved, and the
-    # resumed run trains 6-7 only.
-    args = ["train-lstm", "--layers", "30", "--hidden", "8", "--batch-size", "2", "--seq-len", "10", "--steps", "7",
-            "--log-every", "5", "--eval-every", "100", "--sample-len", "5", "--out", "deep", "--json"]
+def _deep_lstm_signalled_at_step_5(*options):
+    """A 30-layer train-lstm, uncached (its programs compile for seconds), sent SIGTERM once
+    its step-5 train record is out: (exit code, the rest of stdout, stderr, seconds from the
+    signal to the exit)."""
+    args = ["train-lstm", "--layers", "30", "--hidden", "8", "--batch-size", "2", "--seq-len", "10",
+            "--log-every", "5", "--sample-len", "5", "--out", "deep", "--json", *options]
     p = subprocess.Popen([sys.executable, "-m", "dlx", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, env={**os.environ, "DLX_COMPILE_CACHE": "0"})
     for line in p.stdout:
         rec = json.loads(line)
         if rec["event"] == "train" and rec["step"] == 5:
             p.send_signal(signal.SIGTERM)
+            sent = time.monotonic()
             break
-    _, err = p.communicate(timeout=300)
-    assert p.returncode == 130, err
+    rest, err = p.communicate(timeout=300)
+    return p.returncode, rest, err, time.monotonic() - sent
+
+
+def test_a_signal_during_a_later_compilation_saves_the_steps_before_it(in_tmp):
+    # Steps 1-5 in one program, 6-7 in another compiled after them: the signal lands in that
+    # compilation, which is left; step 5's state, not yet checkpointed, is saved, and the
+    # resumed run trains 6-7 only.
+    code, _, err, _ = _deep_lstm_signalled_at_step_5("--steps", "7", "--eval-every", "100")
+    assert code == 130, err
     assert "SIGTERM at step 5: checkpoint saved. Resume with: dlx train-lstm --resume deep" in err
     resumed = dlx("train-lstm", "--resume", "deep", "--json")
     assert resumed.code == 0, resumed.stderr
@@ -393,19 +402,8 @@ def test_a_signal_during_an_evaluations_compilation_saves_the_step_and_evaluates
     # Step 5's evaluation is the first: it compiles its program (~5 s for 30 layers here).
     # The signal lands in that compilation: step 5 is saved at once, and the resumed run
     # evaluates step 5 (and samples it) before training on, each record once in the log.
-    args = ["train-lstm", "--layers", "30", "--hidden", "8", "--batch-size", "2", "--seq-len", "10", "--steps", "10",
-            "--log-every", "5", "--eval-every", "5", "--sample-len", "5", "--out", "deep", "--json"]
-    p = subprocess.Popen([sys.executable, "-m", "dlx", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, env={**os.environ, "DLX_COMPILE_CACHE": "0"})
-    for line in p.stdout:
-        rec = json.loads(line)
-        if rec["event"] == "train" and rec["step"] == 5:
-            p.send_signal(signal.SIGTERM)
-            sent = time.monotonic()
-            break
-    rest, err = p.communicate(timeout=300)
-    waited = time.monotonic() - sent
-    assert p.returncode == 130, err
+    code, rest, err, waited = _deep_lstm_signalled_at_step_5("--steps", "10", "--eval-every", "5")
+    assert code == 130, err
     assert "SIGTERM at step 5: checkpoint saved. Resume with: dlx train-lstm --resume deep" in err
     assert waited < 3.0, f"the signal waited {waited:.1f} s for the evaluation's compilation"
     assert not [json.loads(x) for x in rest.splitlines() if '"event":"eval"' in x]   # none half-made

@@ -26,6 +26,7 @@ from dlx import plots
 from dlx.checkpoint import Checkpointer
 from dlx.data import Corpus, load_text
 from dlx.errors import UsageError
+from dlx.rundir import not_a_dir
 from dlx.tasks.sequence import SeqTask, gate_probe_inputs, gate_stats, make_task, recurrent_trainer
 from dlx.train import fit, param_count
 
@@ -256,7 +257,7 @@ def _read_saved(path: str) -> dict:
     if not path.strip():
         raise UsageError("--from must name a directory, got an empty string")
     if not os.path.isdir(path):
-        raise UsageError(f"--from {path}: " + ("not a directory" if os.path.exists(path) else "no such directory"))
+        raise UsageError(f"--from {path}: {not_a_dir(path)}")
     try:
         with open(cfg_path, encoding="utf-8") as f:
             saved = json.load(f)
