@@ -60,17 +60,21 @@ def _carry0(kind, h0, c0):
     return (c0, h0) if kind == "lstm" else (h0,)
 
 
-# The LSTM's backward has two forms (`SMALL_STEP_GATES` in dlx/models/cells.py): these
-# shapes are small, so the first case takes the one whose forward stores the coefficients;
-# "lstm-gates" forces the other, which larger steps take.
-CASES = [("lstm", "tanh"), ("lstm-gates", "tanh"), ("gru", "tanh"), ("rnn", "tanh"), ("rnn", "relu")]
+# The LSTM's backward has three forms (`SMALL_STEP_GATES` and `_gate_axis_loop` in
+# dlx/models/cells.py): these shapes are small, so the first case takes the one whose forward
+# stores the coefficients; "lstm-gates" forces the gates' form, which larger steps take (on
+# the CPU, its loop over a gate axis); "lstm-gates-flat" the gates' form of other backends.
+CASES = [("lstm", "tanh"), ("lstm-gates", "tanh"), ("lstm-gates-flat", "tanh"), ("gru", "tanh"),
+         ("rnn", "tanh"), ("rnn", "relu")]
 
 
 @pytest.fixture
 def lstm_form(monkeypatch):
     def use(kind):
-        if kind == "lstm-gates":
+        if kind.startswith("lstm-gates"):
             monkeypatch.setattr("dlx.models.cells.SMALL_STEP_GATES", 0)
+        if kind == "lstm-gates-flat":
+            monkeypatch.setattr("dlx.models.cells._gate_axis_loop", lambda: False)
         return kind.split("-")[0]
     return use
 
@@ -169,7 +173,7 @@ def test_gate_statistics_path_computes_the_same_states():
     assert set(gates) == {"forget", "input", "output", "cell_norm"}
 
 
-@pytest.mark.parametrize("kind", ["lstm", "lstm-gates", "gru", "rnn"])
+@pytest.mark.parametrize("kind", ["lstm", "lstm-gates", "lstm-gates-flat", "gru", "rnn"])
 def test_scan_equals_python_loop_and_perturbation_gradient_is_dloss_dh(kind, lstm_form):
     kind = lstm_form(kind)
     xs, w_out, h0, c0 = _data(3)

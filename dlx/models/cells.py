@@ -368,11 +368,59 @@ def _lstm_recur_fwd(unroll, W, xproj, carry0, delta):
     return (final, hs), (W, carry0, hs, buf, a, b, delta)
 
 
+def _gate_axis_loop() -> bool:
+    """Whether the LSTM's backward over stored gates runs `_lstm_gate_loop_cpu`. Measured on
+    the CPU only; GPUs and TPUs keep the (B, 4H) loop, unrolled, that was measured there."""
+    return jax.default_backend() == "cpu"
+
+
+def _lstm_gate_loop_cpu(W, c0, a, buf, f_next, d_hs, dc_last, dh_last, dhs):
+    """The backward loop when the forward stored the gates (buf: t_t, a: c_t), on the CPU.
+
+    Each step's dz is formed in (B, 4, H), gates on the middle axis, and written into the
+    buffer viewed as (T, B, 4, H); the product reads it back through the (T, B, 4H) view. A
+    (B, H) value broadcast over the gates then costs nothing, where in (B, 4H) it needs either
+    concatenations (three operations a step) or a per-element index division (a
+    broadcast-and-reshape fusion ran 12 against 2.5 us at batch 16, hidden 512). The step is
+    five operations around its product where the other loop has twelve. It runs rolled:
+    unrolled, XLA fused each step's dc into the next steps' fusions, which then read the
+    buffer's row after it was overwritten, and it copied the whole (T, B, 4H) buffer every
+    step. Forward and backward of the recurrence, in-process alternation: batch 16, hidden
+    512 22.6 -> 21.5 ms; batch 32, hidden 256 37.1 -> 31.7 ms (BENCHMARKS.md, tenth session)."""
+    T, B, G = buf.shape
+    H = G // 4
+    scale, shift = (v.reshape(4, H) for v in _lstm_affine(H))
+    WT = _transposed(W)
+    gate = jax.lax.broadcasted_iota(jnp.int32, (1, 4, 1), 1)
+    per_gate = lambda x: x[:, None, :]                       # noqa: E731  (B, H) -> (B, 1, H)
+
+    def body(k, state):
+        t = T - 1 - k
+        dc_next, dh_next, buf4, dhs = state
+        t4 = _at(buf4, t)                                    # (B, 4, H): tanh(z * scale)
+        c_prev = jnp.where(t > 0, _at(a, jnp.maximum(t - 1, 0)), c0)
+        tc = _tanh(_at(a, t))
+        act = t4 * scale + shift                             # i, f, N, o
+        dh = _at(d_hs, t) + dh_next
+        dc = dc_next * _at(f_next, t) + dh * (act[:, 3] * (1.0 - tc * tc))
+        other = jnp.where(gate == 0, act[:, 2:3], jnp.where(gate == 1, per_gate(c_prev),
+                          jnp.where(gate == 2, act[:, 0:1], per_gate(tc))))
+        d_by_gate = jnp.where(gate == 3, per_gate(dh), per_gate(dc))
+        buf4 = _put(buf4, scale * scale * (1.0 - t4 * t4) * other * d_by_gate, t)
+        if dhs is not None:
+            dhs = _put(dhs, dh, t)
+        return dc, _at(buf4.reshape(T, B, G), t) @ WT, buf4, dhs
+
+    dc_first, dh0, dz, dhs = jax.lax.fori_loop(
+        0, T, body, (dc_last, dh_last, buf.reshape(T, B, 4, H), dhs))
+    return dc_first, dh0, dz.reshape(T, B, G), dhs
+
+
 def _lstm_recur_bwd(unroll, res, cts):
     W, (c0, h0), hs, buf, a, b, delta = res
     (dc_last, dh_last), d_hs = cts
     T = hs.shape[0]
-    WT = _transposed(W)
+    dhs = None if delta is None else jax.lax.empty(d_hs.shape, d_hs.dtype)
     if b is None:        # buf holds t_t, a the c_t
         f = _lstm_activate(buf)[1]
         # f_{t+1}; after the last step 1, since dc_last is the cotangent of c_T itself. Read
@@ -380,6 +428,11 @@ def _lstm_recur_bwd(unroll, res, cts):
         # (Every read of buf[t] below feeds dz, the value written back over it: a read that
         # feeds anything else made XLA copy the whole buffer on every step: 127 vs 36 ms.)
         f_next = jnp.concatenate([f[1:], jnp.ones_like(f[:1])])
+        f_first = f[0]
+        if _gate_axis_loop():
+            dc_first, dh0, dz, dhs = _lstm_gate_loop_cpu(W, c0, a, buf, f_next, d_hs, dc_last, dh_last, dhs)
+            h_prev = jnp.concatenate([h0[None], hs[:-1]])    # (T, B, H): h_{t-1} as carried
+            return _sum_outer(h_prev, dz), dz, (dc_first * f_first, dh0), dhs
 
         def coefficients(buf, t):
             # c_{t-1} read here rather than from a concatenation [c0, cs[:-1]] made before the
@@ -388,12 +441,13 @@ def _lstm_recur_bwd(unroll, res, cts):
             c_prev = jnp.where(t > 0, _at(a, jnp.maximum(t - 1, 0)), c0)
             p, q = _lstm_coefficients(_at(buf, t), c_prev, _tanh(_at(a, t)))
             return _at(f_next, t), p, q
-        f_first = f[0]
     else:                # buf holds Q_t, a the P_t, b the f_t
         def coefficients(buf, t):
             f_next = jnp.where(t < T - 1, _at(b, jnp.minimum(t + 1, T - 1)), 1.0)
             return f_next, _at(a, t), _at(buf, t)
         f_first = b[0]
+
+    WT = _transposed(W)
 
     def body(k, state):
         t = T - 1 - k
@@ -406,7 +460,6 @@ def _lstm_recur_bwd(unroll, res, cts):
             dhs = _put(dhs, dh, t)
         return dc, dz @ WT, _put(buf, dz, t), dhs
 
-    dhs = None if delta is None else jax.lax.empty(d_hs.shape, d_hs.dtype)
     dc_first, dh0, dz, dhs = jax.lax.fori_loop(0, T, body, (dc_last, dh_last, buf, dhs), unroll=unroll)
     h_prev = jnp.concatenate([h0[None], hs[:-1]])            # (T, B, H): h_{t-1} as carried
     d_W = _sum_outer(h_prev, dz)
