@@ -64,24 +64,25 @@ def _carry0(kind, h0, c0):
 # dlx/models/cells.py): these shapes are small, so the first case takes the one whose forward
 # stores the coefficients; "lstm-gates" forces the gates' form, which larger steps take (on
 # the CPU, its loop over a gate axis); "lstm-gates-flat" the gates' form of other backends.
+# The GRU's has two: "gru" (on the CPU, over a gate axis) and "gru-flat" (other backends').
 CASES = [("lstm", "tanh"), ("lstm-gates", "tanh"), ("lstm-gates-flat", "tanh"), ("gru", "tanh"),
-         ("rnn", "tanh"), ("rnn", "relu")]
+         ("gru-flat", "tanh"), ("rnn", "tanh"), ("rnn", "relu")]
 
 
 @pytest.fixture
-def lstm_form(monkeypatch):
+def cell_form(monkeypatch):
     def use(kind):
         if kind.startswith("lstm-gates"):
             monkeypatch.setattr("dlx.models.cells.SMALL_STEP_GATES", 0)
-        if kind == "lstm-gates-flat":
+        if kind.endswith("-flat"):
             monkeypatch.setattr("dlx.models.cells._gate_axis_loop", lambda: False)
         return kind.split("-")[0]
     return use
 
 
 @pytest.mark.parametrize("kind,activation", CASES)
-def test_cell_matches_flax_forward_and_gradients(kind, activation, lstm_form):
-    kind = lstm_form(kind)
+def test_cell_matches_flax_forward_and_gradients(kind, activation, cell_form):
+    kind = cell_form(kind)
     xs, w_out, h0, c0 = _data()
     params = _random_params(kind)
 
@@ -173,9 +174,9 @@ def test_gate_statistics_path_computes_the_same_states():
     assert set(gates) == {"forget", "input", "output", "cell_norm"}
 
 
-@pytest.mark.parametrize("kind", ["lstm", "lstm-gates", "lstm-gates-flat", "gru", "rnn"])
-def test_scan_equals_python_loop_and_perturbation_gradient_is_dloss_dh(kind, lstm_form):
-    kind = lstm_form(kind)
+@pytest.mark.parametrize("kind", ["lstm", "lstm-gates", "lstm-gates-flat", "gru", "gru-flat", "rnn"])
+def test_scan_equals_python_loop_and_perturbation_gradient_is_dloss_dh(kind, cell_form):
+    kind = cell_form(kind)
     xs, w_out, h0, c0 = _data(3)
     cell = _ours(kind, "tanh")
     carry0 = _carry0(kind, h0, c0)
@@ -243,11 +244,11 @@ def test_recurrent_net_on_float_inputs():
 
 @pytest.mark.parametrize("kind", ["lstm", "lstm-gates", "gru", "rnn"])
 @pytest.mark.parametrize("vocab", [11, 40])   # fewer table rows than tokens (folded), more
-def test_token_inputs_equal_embedding_then_projection(vocab, kind, lstm_form):
+def test_token_inputs_equal_embedding_then_projection(vocab, kind, cell_form):
     # The net projects tokens through the table embedding @ V + b when that is smaller than
     # the batch; its outputs and every gradient, the hidden perturbation's included, must
     # equal embedding, then projection, for every cell and both LSTM forms.
-    kind = lstm_form(kind)
+    kind = cell_form(kind)
     steps = 7
     net = RecurrentNet(kind, 6, H, vocab, vocab=vocab, embed=6, rngs=nnx.Rngs(0))
     graphdef, weights = nnx.split(net)
@@ -273,8 +274,8 @@ def test_token_inputs_equal_embedding_then_projection(vocab, kind, lstm_form):
 
 
 @pytest.mark.parametrize("kind", ["lstm", "lstm-gates", "gru", "rnn"])
-def test_unrolled_time_loop_equals_rolled(kind, lstm_form):
-    kind = lstm_form(kind)
+def test_unrolled_time_loop_equals_rolled(kind, cell_form):
+    kind = cell_form(kind)
     # Sequences of UNROLL_MIN_STEPS or more run with the loop unrolled (66: not a multiple
     # of the unroll); values and gradients must not change.
     from dlx.models.cells import UNROLL_MIN_STEPS

@@ -369,8 +369,9 @@ def _lstm_recur_fwd(unroll, W, xproj, carry0, delta):
 
 
 def _gate_axis_loop() -> bool:
-    """Whether the LSTM's backward over stored gates runs `_lstm_gate_loop_cpu`. Measured on
-    the CPU only; GPUs and TPUs keep the (B, 4H) loop, unrolled, that was measured there."""
+    """Whether the backward loops over stored gates (the LSTM's for larger steps, the GRU's)
+    run with a gate axis, `_lstm_gate_loop_cpu` and `_gru_gate_loop_cpu`. Measured on the CPU
+    only; GPUs and TPUs keep the flat (B, G*H), unrolled loops that were measured there."""
     return jax.default_backend() == "cpu"
 
 
@@ -517,6 +518,27 @@ def _gru_recur_fwd(unroll, W, xproj, carry0, delta):
     return (final, hs), (W, carry0, hs, rzn, hns, delta)
 
 
+def _gru_gate_loop_cpu(WT, Q, z, d_hs, dh_last):
+    """The GRU's backward loop on the CPU, in the form of `_lstm_gate_loop_cpu`: each step's
+    d_hw = dh * Q_t is formed over a (B, 3, H) view, written over Q_t, and read back as
+    (B, 3H) for the product; rolled. d_hw is then not formed again after the loop. -> dh_0,
+    d_hw (T,B,3H), dh (T,B,H). Whole bench step as separate processes: reference shapes
+    0.97-0.98 (14 of 20 pairs faster); batch 16, hidden 512 0.99, no clear change
+    (BENCHMARKS.md, tenth session)."""
+    T, B, G = Q.shape
+
+    def body(k, state):
+        t = T - 1 - k
+        dh_next, q3, dhs = state
+        dh = _at(d_hs, t) + dh_next                          # d loss / d h_t
+        q3 = _put(q3, _at(q3, t) * dh[:, None, :], t)        # d_hw_t, (B, 3, H)
+        return dh * _at(z, t) + _at(q3.reshape(T, B, G), t) @ WT, q3, _put(dhs, dh, t)
+
+    dh0, d_hw, dh = jax.lax.fori_loop(
+        0, T, body, (dh_last, Q.reshape(T, B, 3, G // 3), jax.lax.empty(d_hs.shape, d_hs.dtype)))
+    return dh0, d_hw.reshape(T, B, G), dh
+
+
 def _gru_recur_bwd(unroll, res, cts):
     W, (h0,), hs, rzn, hn, delta = res
     (dh_last,), d_hs = cts
@@ -527,15 +549,18 @@ def _gru_recur_bwd(unroll, res, cts):
                          (h_prev - n) * z * (1.0 - z),        # z's pre-activation
                          dn_dh * r], axis=-1)                 # h W_n, scaled by r
 
-    def body(dh_next, inp):
-        d_h, q, zt = inp
-        dh = d_h + dh_next                                    # d loss / d h_t
-        d_hw = jnp.concatenate([dh, dh, dh], axis=-1) * q     # (B, 3H)
-        return dh * zt + d_hw @ WT, dh
-
     WT = _transposed(W)
-    dh0, dh = jax.lax.scan(body, dh_last, (d_hs, Q, z), reverse=True, unroll=unroll)
-    d_hw = jnp.concatenate([dh, dh, dh], axis=-1) * Q
+    if _gate_axis_loop():
+        dh0, d_hw, dh = _gru_gate_loop_cpu(WT, Q, z, d_hs, dh_last)
+    else:
+        def body(dh_next, inp):
+            d_h, q, zt = inp
+            dh = d_h + dh_next                                # d loss / d h_t
+            d_hw = jnp.concatenate([dh, dh, dh], axis=-1) * q  # (B, 3H)
+            return dh * zt + d_hw @ WT, dh
+
+        dh0, dh = jax.lax.scan(body, dh_last, (d_hs, Q, z), reverse=True, unroll=unroll)
+        d_hw = jnp.concatenate([dh, dh, dh], axis=-1) * Q
     H = dh.shape[-1]
     d_xproj = jnp.concatenate([d_hw[..., :2 * H], dh * dn_dh], axis=-1)
     d_W = _sum_outer(h_prev, d_hw)
