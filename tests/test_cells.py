@@ -60,22 +60,23 @@ def _carry0(kind, h0, c0):
     return (c0, h0) if kind == "lstm" else (h0,)
 
 
-# The LSTM's backward has three forms (`SMALL_STEP_GATES` and `_gate_axis_loop` in
-# dlx/models/cells.py): these shapes are small, so the first case takes the one whose forward
-# stores the coefficients; "lstm-gates" forces the gates' form, which larger steps take (on
-# the CPU, its loop over a gate axis); "lstm-gates-flat" the gates' form of other backends.
-# The GRU's has two: "gru" (on the CPU, over a gate axis) and "gru-flat" (other backends').
-CASES = [("lstm", "tanh"), ("lstm-gates", "tanh"), ("lstm-gates-flat", "tanh"), ("gru", "tanh"),
-         ("gru-flat", "tanh"), ("rnn", "tanh"), ("rnn", "relu")]
+# The LSTM's backward has four forms (`SMALL_STEP_GATES` and `GATE_AXIS_MIN_HIDDEN` in
+# dlx/models/cells.py): these shapes are small, so "lstm" takes the one whose forward stores
+# the coefficients, with the flat loop; "-gates" forces the form larger steps take, "-axis"
+# the CPU's loop over a gate axis that wider layers take. The GRU's has two: "gru" (flat)
+# and "gru-axis".
+CASES = [("lstm", "tanh"), ("lstm-axis", "tanh"), ("lstm-gates", "tanh"), ("lstm-gates-axis", "tanh"),
+         ("gru", "tanh"), ("gru-axis", "tanh"), ("rnn", "tanh"), ("rnn", "relu")]
+FORMS = ["lstm", "lstm-axis", "lstm-gates", "lstm-gates-axis", "gru", "gru-axis", "rnn"]
 
 
 @pytest.fixture
 def cell_form(monkeypatch):
     def use(kind):
-        if kind.startswith("lstm-gates"):
+        if "-gates" in kind:
             monkeypatch.setattr("dlx.models.cells.SMALL_STEP_GATES", 0)
-        if kind.endswith("-flat"):
-            monkeypatch.setattr("dlx.models.cells._gate_axis_loop", lambda: False)
+        if kind.endswith("-axis"):
+            monkeypatch.setattr("dlx.models.cells.GATE_AXIS_MIN_HIDDEN", 0)
         return kind.split("-")[0]
     return use
 
@@ -174,7 +175,7 @@ def test_gate_statistics_path_computes_the_same_states():
     assert set(gates) == {"forget", "input", "output", "cell_norm"}
 
 
-@pytest.mark.parametrize("kind", ["lstm", "lstm-gates", "lstm-gates-flat", "gru", "gru-flat", "rnn"])
+@pytest.mark.parametrize("kind", FORMS)
 def test_scan_equals_python_loop_and_perturbation_gradient_is_dloss_dh(kind, cell_form):
     kind = cell_form(kind)
     xs, w_out, h0, c0 = _data(3)

@@ -25,6 +25,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from dlx.models.layers import linear, t_matmul
@@ -368,53 +369,65 @@ def _lstm_recur_fwd(unroll, W, xproj, carry0, delta):
     return (final, hs), (W, carry0, hs, buf, a, b, delta)
 
 
-def _gate_axis_loop() -> bool:
-    """Whether the backward loops over stored gates (the LSTM's for larger steps, the GRU's)
-    run with a gate axis, `_lstm_gate_loop_cpu` and `_gru_gate_loop_cpu`. Measured on the CPU
-    only; GPUs and TPUs keep the flat (B, G*H), unrolled loops that were measured there."""
-    return jax.default_backend() == "cpu"
+# The backward loops over a gate axis (`_gate_axis_backward`) from this many hidden units
+# up. Whole bench step as separate processes against the flat loops, the LSTM's small-step
+# form (coefficients): batch 8 and 16 at hidden 256 0.89 and 0.92 (5 and 6 of 6 pairs
+# faster), batch 32 at hidden 128 1.00, at hidden 64 1.15 (1 of 6): with few units a row's
+# gate blocks are short loops for XLA:CPU's kernels, and unrolling pays more than the
+# lighter step.
+GATE_AXIS_MIN_HIDDEN = 128
 
 
-def _lstm_gate_loop_cpu(W, c0, a, buf, f_next, d_hs, dc_last, dh_last, dhs):
-    """The backward loop when the forward stored the gates (buf: t_t, a: c_t), on the CPU.
+def _gate_axis_loop(hidden: int) -> bool:
+    """Whether the LSTM's and GRU's backward loops run `_gate_axis_backward`. Measured on the
+    CPU only; GPUs and TPUs keep the flat (B, G*H), unrolled loops that were measured there."""
+    return jax.default_backend() == "cpu" and hidden >= GATE_AXIS_MIN_HIDDEN
 
-    Each step's dz is formed in (B, 4, H), gates on the middle axis, and written into the
-    buffer viewed as (T, B, 4, H); the product reads it back through the (T, B, 4H) view. A
-    (B, H) value broadcast over the gates then costs nothing, where in (B, 4H) it needs either
-    concatenations (three operations a step) or a per-element index division (a
-    broadcast-and-reshape fusion ran 12 against 2.5 us at batch 16, hidden 512). The step is
-    five operations around its product where the other loop has twelve. It runs rolled:
-    unrolled, XLA fused each step's dc into the next steps' fusions, which then read the
-    buffer's row after it was overwritten, and it copied the whole (T, B, 4H) buffer every
-    step. Forward and backward of the recurrence, in-process alternation: batch 16, hidden
-    512 22.6 -> 21.5 ms; batch 32, hidden 256 37.1 -> 31.7 ms (BENCHMARKS.md, tenth session)."""
-    T, B, G = buf.shape
-    H = G // 4
-    scale, shift = (v.reshape(4, H) for v in _lstm_affine(H))
+
+_GATE = np.arange(4).reshape(1, 4, 1)   # the LSTM's gate index over (B, 4, H)
+
+
+def _per_gate(x):
+    """(B, H) -> (B, 1, H): one value for every gate."""
+    return x[:, None, :]
+
+
+def _gate_axis_backward(W, rows, d_hs, carry, dh_last, dhs, step):
+    """The CPU's backward time loop of the LSTM and the GRU, over stored per-step rows (T, B,
+    G*H) that it overwrites with the gate cotangents dz_t: -> (carry_0, dh_0, dz (T,B,G*H), dhs).
+
+    step(t, carry, dh_t, row_t (B, G, H)) -> (carry, dz_t (B, G, H), skip), and
+    dh_{t-1} = d_hs[t-1] + dz_t @ W.T (+ skip, the GRU's dh_t z_t).
+
+    The rows are viewed as (T, B, G, H), gates on their own axis, where a (B, H) value
+    broadcast over the gates costs nothing; in (B, G*H) XLA:CPU needs concatenations for it
+    (three operations a step) or a per-element index division (a broadcast-and-reshape
+    fusion ran 12 against 2.5 us at batch 16, hidden 512). dz_t is formed inside the write
+    of its row, one in-place fusion, and read back through the (T, B, G*H) view for the
+    product: the LSTM's step is five operations around its product where the flat loop has
+    twelve. The loop runs rolled: unrolled, XLA fused each step's carry into the next steps'
+    fusions, which then read a row after it was overwritten, and it copied the whole buffer
+    every step. Whole bench step as separate processes: LSTM at the reference shapes 0.906,
+    at batch 16, hidden 512 0.964; GRU at the reference shapes 0.97-0.98 (BENCHMARKS.md,
+    tenth session)."""
+    T, B, GH = rows.shape
+    H = d_hs.shape[-1]
     WT = _transposed(W)
-    gate = jax.lax.broadcasted_iota(jnp.int32, (1, 4, 1), 1)
-    per_gate = lambda x: x[:, None, :]                       # noqa: E731  (B, H) -> (B, 1, H)
 
     def body(k, state):
         t = T - 1 - k
-        dc_next, dh_next, buf4, dhs = state
-        t4 = _at(buf4, t)                                    # (B, 4, H): tanh(z * scale)
-        c_prev = jnp.where(t > 0, _at(a, jnp.maximum(t - 1, 0)), c0)
-        tc = _tanh(_at(a, t))
-        act = t4 * scale + shift                             # i, f, N, o
-        dh = _at(d_hs, t) + dh_next
-        dc = dc_next * _at(f_next, t) + dh * (act[:, 3] * (1.0 - tc * tc))
-        other = jnp.where(gate == 0, act[:, 2:3], jnp.where(gate == 1, per_gate(c_prev),
-                          jnp.where(gate == 2, act[:, 0:1], per_gate(tc))))
-        d_by_gate = jnp.where(gate == 3, per_gate(dh), per_gate(dc))
-        buf4 = _put(buf4, scale * scale * (1.0 - t4 * t4) * other * d_by_gate, t)
+        carry, dh_next, rows, dhs = state
+        dh = _at(d_hs, t) + dh_next                          # d loss / d h_t
+        carry, dz, skip = step(t, carry, dh, _at(rows, t))
+        rows = _put(rows, dz, t)
         if dhs is not None:
             dhs = _put(dhs, dh, t)
-        return dc, _at(buf4.reshape(T, B, G), t) @ WT, buf4, dhs
+        dh_prev = _at(rows.reshape(T, B, GH), t) @ WT
+        return carry, dh_prev if skip is None else skip + dh_prev, rows, dhs
 
-    dc_first, dh0, dz, dhs = jax.lax.fori_loop(
-        0, T, body, (dc_last, dh_last, buf.reshape(T, B, 4, H), dhs))
-    return dc_first, dh0, dz.reshape(T, B, G), dhs
+    carry, dh0, dz, dhs = jax.lax.fori_loop(
+        0, T, body, (carry, dh_last, rows.reshape(T, B, GH // H, H), dhs))
+    return carry, dh0, dz.reshape(T, B, GH), dhs
 
 
 def _lstm_recur_bwd(unroll, res, cts):
@@ -430,10 +443,6 @@ def _lstm_recur_bwd(unroll, res, cts):
         # feeds anything else made XLA copy the whole buffer on every step: 127 vs 36 ms.)
         f_next = jnp.concatenate([f[1:], jnp.ones_like(f[:1])])
         f_first = f[0]
-        if _gate_axis_loop():
-            dc_first, dh0, dz, dhs = _lstm_gate_loop_cpu(W, c0, a, buf, f_next, d_hs, dc_last, dh_last, dhs)
-            h_prev = jnp.concatenate([h0[None], hs[:-1]])    # (T, B, H): h_{t-1} as carried
-            return _sum_outer(h_prev, dz), dz, (dc_first * f_first, dh0), dhs
 
         def coefficients(buf, t):
             # c_{t-1} read here rather than from a concatenation [c0, cs[:-1]] made before the
@@ -442,26 +451,46 @@ def _lstm_recur_bwd(unroll, res, cts):
             c_prev = jnp.where(t > 0, _at(a, jnp.maximum(t - 1, 0)), c0)
             p, q = _lstm_coefficients(_at(buf, t), c_prev, _tanh(_at(a, t)))
             return _at(f_next, t), p, q
+
+        def gate_step(t, dc_next, dh, t4):                   # t4: tanh(z * scale), (B, 4, H)
+            scale, shift = (v.reshape(4, -1) for v in _lstm_affine(t4.shape[-1]))
+            c_prev = jnp.where(t > 0, _at(a, jnp.maximum(t - 1, 0)), c0)
+            tc = _tanh(_at(a, t))
+            act = t4 * scale + shift                         # i, f, N, o
+            dc = dc_next * _at(f_next, t) + dh * (act[:, 3] * (1.0 - tc * tc))
+            other = jnp.where(_GATE == 0, act[:, 2:3], jnp.where(_GATE == 1, _per_gate(c_prev),
+                              jnp.where(_GATE == 2, act[:, 0:1], _per_gate(tc))))
+            d = jnp.where(_GATE == 3, _per_gate(dh), _per_gate(dc))
+            return dc, scale * scale * (1.0 - t4 * t4) * other * d, None
     else:                # buf holds Q_t, a the P_t, b the f_t
+        def f_next_at(t):
+            return jnp.where(t < T - 1, _at(b, jnp.minimum(t + 1, T - 1)), 1.0)
+
         def coefficients(buf, t):
-            f_next = jnp.where(t < T - 1, _at(b, jnp.minimum(t + 1, T - 1)), 1.0)
-            return f_next, _at(a, t), _at(buf, t)
+            return f_next_at(t), _at(a, t), _at(buf, t)
+
+        def gate_step(t, dc_next, dh, q4):                   # q4: Q_t, (B, 4, H)
+            dc = dc_next * f_next_at(t) + dh * _at(a, t)
+            return dc, q4 * jnp.where(_GATE == 3, _per_gate(dh), _per_gate(dc)), None
         f_first = b[0]
 
-    WT = _transposed(W)
+    if _gate_axis_loop(h0.shape[-1]):
+        dc_first, dh0, dz, dhs = _gate_axis_backward(W, buf, d_hs, dc_last, dh_last, dhs, gate_step)
+    else:
+        WT = _transposed(W)
 
-    def body(k, state):
-        t = T - 1 - k
-        dc_next, dh_next, buf, dhs = state                   # dc_{t+1}, dz_{t+1} @ W.T
-        f_next, p, q = coefficients(buf, t)                  # f_{t+1}, P_t, Q_t
-        dh = _at(d_hs, t) + dh_next                          # d loss / d h_t
-        dc = dc_next * f_next + dh * p                       # d loss / d c_t
-        dz = jnp.concatenate([dc, dc, dc, dh], axis=-1) * q  # (B, 4H)
-        if dhs is not None:
-            dhs = _put(dhs, dh, t)
-        return dc, dz @ WT, _put(buf, dz, t), dhs
+        def body(k, state):
+            t = T - 1 - k
+            dc_next, dh_next, buf, dhs = state               # dc_{t+1}, dz_{t+1} @ W.T
+            f_next, p, q = coefficients(buf, t)              # f_{t+1}, P_t, Q_t
+            dh = _at(d_hs, t) + dh_next                      # d loss / d h_t
+            dc = dc_next * f_next + dh * p                   # d loss / d c_t
+            dz = jnp.concatenate([dc, dc, dc, dh], axis=-1) * q  # (B, 4H)
+            if dhs is not None:
+                dhs = _put(dhs, dh, t)
+            return dc, dz @ WT, _put(buf, dz, t), dhs
 
-    dc_first, dh0, dz, dhs = jax.lax.fori_loop(0, T, body, (dc_last, dh_last, buf, dhs), unroll=unroll)
+        dc_first, dh0, dz, dhs = jax.lax.fori_loop(0, T, body, (dc_last, dh_last, buf, dhs), unroll=unroll)
     h_prev = jnp.concatenate([h0[None], hs[:-1]])            # (T, B, H): h_{t-1} as carried
     d_W = _sum_outer(h_prev, dz)
     return d_W, dz, (dc_first * f_first, dh0), dhs
@@ -518,27 +547,6 @@ def _gru_recur_fwd(unroll, W, xproj, carry0, delta):
     return (final, hs), (W, carry0, hs, rzn, hns, delta)
 
 
-def _gru_gate_loop_cpu(WT, Q, z, d_hs, dh_last):
-    """The GRU's backward loop on the CPU, in the form of `_lstm_gate_loop_cpu`: each step's
-    d_hw = dh * Q_t is formed over a (B, 3, H) view, written over Q_t, and read back as
-    (B, 3H) for the product; rolled. d_hw is then not formed again after the loop. -> dh_0,
-    d_hw (T,B,3H), dh (T,B,H). Whole bench step as separate processes: reference shapes
-    0.97-0.98 (14 of 20 pairs faster); batch 16, hidden 512 0.99, no clear change
-    (BENCHMARKS.md, tenth session)."""
-    T, B, G = Q.shape
-
-    def body(k, state):
-        t = T - 1 - k
-        dh_next, q3, dhs = state
-        dh = _at(d_hs, t) + dh_next                          # d loss / d h_t
-        q3 = _put(q3, _at(q3, t) * dh[:, None, :], t)        # d_hw_t, (B, 3, H)
-        return dh * _at(z, t) + _at(q3.reshape(T, B, G), t) @ WT, q3, _put(dhs, dh, t)
-
-    dh0, d_hw, dh = jax.lax.fori_loop(
-        0, T, body, (dh_last, Q.reshape(T, B, 3, G // 3), jax.lax.empty(d_hs.shape, d_hs.dtype)))
-    return dh0, d_hw.reshape(T, B, G), dh
-
-
 def _gru_recur_bwd(unroll, res, cts):
     W, (h0,), hs, rzn, hn, delta = res
     (dh_last,), d_hs = cts
@@ -549,10 +557,15 @@ def _gru_recur_bwd(unroll, res, cts):
                          (h_prev - n) * z * (1.0 - z),        # z's pre-activation
                          dn_dh * r], axis=-1)                 # h W_n, scaled by r
 
-    WT = _transposed(W)
-    if _gate_axis_loop():
-        dh0, d_hw, dh = _gru_gate_loop_cpu(WT, Q, z, d_hs, dh_last)
+    if _gate_axis_loop(h0.shape[-1]):
+        # d_hw_t = dh_t * Q_t over (B, 3, H), written over Q_t, so it is not formed again
+        # after the loop; dh_{t-1} = d_hs[t-1] + d_hw_t @ W.T + dh_t z_t.
+        _, dh0, d_hw, dh = _gate_axis_backward(
+            W, Q, d_hs, None, dh_last, jax.lax.empty(d_hs.shape, d_hs.dtype),
+            lambda t, _, dh, q3: (None, q3 * _per_gate(dh), dh * _at(z, t)))
     else:
+        WT = _transposed(W)
+
         def body(dh_next, inp):
             d_h, q, zt = inp
             dh = d_h + dh_next                                # d loss / d h_t
