@@ -15,7 +15,9 @@ loop (`_recur`, whose backward re-runs `pointwise` under `jax.vjp`); the LSTM an
 their own (`_lstm_recur`, `_gru_recur`), whose forward stores the gate activations (the
 LSTM's, for small time steps, the backward's coefficients) so the backward applies the
 derivatives by hand. The LSTM's loops are a `lax.fori_loop` that writes
-each step's output over its input. Every tanh is `_tanh`: on the CPU a rational function, for
+each step's output over its input; on the CPU, from 128 hidden units up, the LSTM's and the
+GRU's backward loops are one, `_gate_axis_backward`, over a (B, gates, H) view of each step.
+Every tanh is `_tanh`: on the CPU a rational function, for
 the sake of XLA:CPU's use of both cores inside the loops; elsewhere the backend's tanh.
 
 Carries are tuples whose last element is the hidden state h: LSTM (c, h), GRU and RNN (h,).
@@ -509,7 +511,8 @@ _lstm_recur.defvjp(_lstm_recur_fwd, _lstm_recur_bwd)
 #   dh_{t-1} = dh_t z_t + d_hw_t @ W.T      d_hw_t = [dh_t, dh_t, dh_t] * Q_t
 #
 # with Q = [(1-z) n' hn r', (h_{t-1} - n) z', (1-z) n' r], so its loop carries dh alone;
-# d_hw and the input-side dn = dh (1-z) n' are formed from the emitted dh after the loop.
+# the input-side dn = dh (1-z) n' is formed from the emitted dh after the loop, and so is
+# d_hw, except in the CPU's gate-axis loop (`_gate_axis_backward`), which writes it over Q.
 
 def _gru_forward(unroll, W, xproj, carry0, delta, store):
     """The forward loop: xproj (T,B,3H) -> final (h,), hs (T,B,H), and with `store` the gates
