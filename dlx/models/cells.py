@@ -16,7 +16,7 @@ their own (`_lstm_recur`, `_gru_recur`), whose forward stores the gate activatio
 LSTM's, for small time steps, the backward's coefficients) so the backward applies the
 derivatives by hand. The LSTM's loops are a `lax.fori_loop` that writes
 each step's output over its input; on the CPU, from 128 hidden units up, the LSTM's and the
-GRU's backward loops are one, `_gate_axis_backward`, over a (B, gates, H) view of each step.
+GRU's backward loops are one, `_gates_backward`, over a (B, gates, H) view of each step.
 Every tanh is `_tanh`: on the CPU a rational function, for
 the sake of XLA:CPU's use of both cores inside the loops; elsewhere the backend's tanh.
 
@@ -371,7 +371,7 @@ def _lstm_recur_fwd(unroll, W, xproj, carry0, delta):
     return (final, hs), (W, carry0, hs, buf, a, b, delta)
 
 
-# The backward loops over a gate axis (`_gate_axis_backward`) from this many hidden units
+# The backward loops over a gate axis (`_gates_backward`, axis=True) from this many hidden units
 # up. Whole bench step as separate processes against the flat loops, the LSTM's small-step
 # form (coefficients): batch 8 and 16 at hidden 256 0.89 and 0.92 (5 and 6 of 6 pairs
 # faster), batch 32 at hidden 128 1.00, at hidden 64 1.15 (1 of 6): with few units a row's
@@ -381,8 +381,8 @@ GATE_AXIS_MIN_HIDDEN = 128
 
 
 def _gate_axis_loop(hidden: int) -> bool:
-    """Whether the LSTM's and GRU's backward loops run `_gate_axis_backward`. Measured on the
-    CPU only; GPUs and TPUs keep the flat (B, G*H), unrolled loops that were measured there."""
+    """Whether the LSTM's and GRU's backward loops run over a gate axis. Measured on the CPU
+    only; GPUs and TPUs keep the flat (B, G*H), unrolled loops that were measured there."""
     return jax.default_backend() == "cpu" and hidden >= GATE_AXIS_MIN_HIDDEN
 
 
@@ -394,24 +394,25 @@ def _per_gate(x):
     return x[:, None, :]
 
 
-def _gate_axis_backward(W, rows, d_hs, carry, dh_last, dhs, step):
-    """The CPU's backward time loop of the LSTM and the GRU, over stored per-step rows (T, B,
-    G*H) that it overwrites with the gate cotangents dz_t: -> (carry_0, dh_0, dz (T,B,G*H), dhs).
+def _gates_backward(W, rows, d_hs, carry, dh_last, dhs, step, *, axis: bool, unroll: int = 1):
+    """The backward time loop over stored per-step rows (T, B, G*H), which it overwrites with
+    the gate cotangents dz_t: -> (carry_0, dh_0, dz (T,B,G*H), dhs).
 
-    step(t, carry, dh_t, row_t (B, G, H)) -> (carry, dz_t (B, G, H), skip), and
+    step(t, carry, dh_t, row_t) -> (carry, dz_t, skip), and
     dh_{t-1} = d_hs[t-1] + dz_t @ W.T (+ skip, the GRU's dh_t z_t).
 
-    The rows are viewed as (T, B, G, H), gates on their own axis, where a (B, H) value
-    broadcast over the gates costs nothing; in (B, G*H) XLA:CPU needs concatenations for it
-    (three operations a step) or a per-element index division (a broadcast-and-reshape
-    fusion ran 12 against 2.5 us at batch 16, hidden 512). dz_t is formed inside the write
-    of its row, one in-place fusion, and read back through the (T, B, G*H) view for the
-    product: the LSTM's step is five operations around its product where the flat loop has
-    twelve. The loop runs rolled: unrolled, XLA fused each step's carry into the next steps'
-    fusions, which then read a row after it was overwritten, and it copied the whole buffer
-    every step. Whole bench step as separate processes: LSTM at the reference shapes 0.906,
-    at batch 16, hidden 512 0.964; GRU at the reference shapes 0.97-0.98 (BENCHMARKS.md,
-    tenth session)."""
+    Flat (axis False), rows and dz_t are (B, G*H), and the loop is unrolled by `unroll`.
+    With a gate axis (the CPU's, `_gate_axis_loop`), they are viewed as (B, G, H), where a
+    (B, H) value broadcast over the gates costs nothing; in (B, G*H) XLA:CPU needs
+    concatenations for it (three operations a step) or a per-element index division (a
+    broadcast-and-reshape fusion ran 12 against 2.5 us at batch 16, hidden 512). dz_t is then
+    formed inside the write of its row, one in-place fusion, and read back through the (T, B,
+    G*H) view for the product: the LSTM's step is five operations around its product where
+    the flat loop has twelve. That loop runs rolled: unrolled, XLA fused each step's carry
+    into the next steps' fusions, which then read a row after it was overwritten, and it
+    copied the whole buffer every step. Whole bench step as separate processes: LSTM at the
+    reference shapes 0.906, at batch 16, hidden 512 0.964; GRU at the reference shapes
+    0.97-0.98 (BENCHMARKS.md, tenth session)."""
     T, B, GH = rows.shape
     H = d_hs.shape[-1]
     WT = _transposed(W)
@@ -424,11 +425,11 @@ def _gate_axis_backward(W, rows, d_hs, carry, dh_last, dhs, step):
         rows = _put(rows, dz, t)
         if dhs is not None:
             dhs = _put(dhs, dh, t)
-        dh_prev = _at(rows.reshape(T, B, GH), t) @ WT
+        dh_prev = (_at(rows.reshape(T, B, GH), t) if axis else dz) @ WT
         return carry, dh_prev if skip is None else skip + dh_prev, rows, dhs
 
-    carry, dh0, dz, dhs = jax.lax.fori_loop(
-        0, T, body, (carry, dh_last, rows.reshape(T, B, GH // H, H), dhs))
+    view = rows.reshape(T, B, GH // H, H) if axis else rows
+    carry, dh0, dz, dhs = jax.lax.fori_loop(0, T, body, (carry, dh_last, view, dhs), unroll=1 if axis else unroll)
     return carry, dh0, dz.reshape(T, B, GH), dhs
 
 
@@ -446,21 +447,22 @@ def _lstm_recur_bwd(unroll, res, cts):
         f_next = jnp.concatenate([f[1:], jnp.ones_like(f[:1])])
         f_first = f[0]
 
-        def coefficients(buf, t):
+        def c_prev_at(t):
             # c_{t-1} read here rather than from a concatenation [c0, cs[:-1]] made before the
             # loop: one (T,B,H) pass and buffer fewer (bench step 31.1 vs 32.0 ms, 39 vs 43 MiB
             # of temporaries at the reference shapes, 10 alternated rounds).
-            c_prev = jnp.where(t > 0, _at(a, jnp.maximum(t - 1, 0)), c0)
-            p, q = _lstm_coefficients(_at(buf, t), c_prev, _tanh(_at(a, t)))
+            return jnp.where(t > 0, _at(a, jnp.maximum(t - 1, 0)), c0)
+
+        def coefficients(row, t):
+            p, q = _lstm_coefficients(row, c_prev_at(t), _tanh(_at(a, t)))
             return _at(f_next, t), p, q
 
         def gate_step(t, dc_next, dh, t4):                   # t4: tanh(z * scale), (B, 4, H)
             scale, shift = (v.reshape(4, -1) for v in _lstm_affine(t4.shape[-1]))
-            c_prev = jnp.where(t > 0, _at(a, jnp.maximum(t - 1, 0)), c0)
             tc = _tanh(_at(a, t))
             act = t4 * scale + shift                         # i, f, N, o
             dc = dc_next * _at(f_next, t) + dh * (act[:, 3] * (1.0 - tc * tc))
-            other = jnp.where(_GATE == 0, act[:, 2:3], jnp.where(_GATE == 1, _per_gate(c_prev),
+            other = jnp.where(_GATE == 0, act[:, 2:3], jnp.where(_GATE == 1, _per_gate(c_prev_at(t)),
                               jnp.where(_GATE == 2, act[:, 0:1], _per_gate(tc))))
             d = jnp.where(_GATE == 3, _per_gate(dh), _per_gate(dc))
             return dc, scale * scale * (1.0 - t4 * t4) * other * d, None
@@ -468,31 +470,22 @@ def _lstm_recur_bwd(unroll, res, cts):
         def f_next_at(t):
             return jnp.where(t < T - 1, _at(b, jnp.minimum(t + 1, T - 1)), 1.0)
 
-        def coefficients(buf, t):
-            return f_next_at(t), _at(a, t), _at(buf, t)
+        def coefficients(row, t):
+            return f_next_at(t), _at(a, t), row
 
         def gate_step(t, dc_next, dh, q4):                   # q4: Q_t, (B, 4, H)
             dc = dc_next * f_next_at(t) + dh * _at(a, t)
             return dc, q4 * jnp.where(_GATE == 3, _per_gate(dh), _per_gate(dc)), None
         f_first = b[0]
 
-    if _gate_axis_loop(h0.shape[-1]):
-        dc_first, dh0, dz, dhs = _gate_axis_backward(W, buf, d_hs, dc_last, dh_last, dhs, gate_step)
-    else:
-        WT = _transposed(W)
+    def flat_step(t, dc_next, dh, row):
+        f_next, p, q = coefficients(row, t)                  # f_{t+1}, P_t, Q_t
+        dc = dc_next * f_next + dh * p                       # d loss / d c_t
+        return dc, jnp.concatenate([dc, dc, dc, dh], axis=-1) * q, None  # dz_t (B, 4H)
 
-        def body(k, state):
-            t = T - 1 - k
-            dc_next, dh_next, buf, dhs = state               # dc_{t+1}, dz_{t+1} @ W.T
-            f_next, p, q = coefficients(buf, t)              # f_{t+1}, P_t, Q_t
-            dh = _at(d_hs, t) + dh_next                      # d loss / d h_t
-            dc = dc_next * f_next + dh * p                   # d loss / d c_t
-            dz = jnp.concatenate([dc, dc, dc, dh], axis=-1) * q  # (B, 4H)
-            if dhs is not None:
-                dhs = _put(dhs, dh, t)
-            return dc, dz @ WT, _put(buf, dz, t), dhs
-
-        dc_first, dh0, dz, dhs = jax.lax.fori_loop(0, T, body, (dc_last, dh_last, buf, dhs), unroll=unroll)
+    axis = _gate_axis_loop(h0.shape[-1])
+    dc_first, dh0, dz, dhs = _gates_backward(W, buf, d_hs, dc_last, dh_last, dhs, gate_step if axis else flat_step,
+                                             axis=axis, unroll=unroll)
     h_prev = jnp.concatenate([h0[None], hs[:-1]])            # (T, B, H): h_{t-1} as carried
     d_W = _sum_outer(h_prev, dz)
     return d_W, dz, (dc_first * f_first, dh0), dhs
@@ -512,7 +505,7 @@ _lstm_recur.defvjp(_lstm_recur_fwd, _lstm_recur_bwd)
 #
 # with Q = [(1-z) n' hn r', (h_{t-1} - n) z', (1-z) n' r], so its loop carries dh alone;
 # the input-side dn = dh (1-z) n' is formed from the emitted dh after the loop, and so is
-# d_hw, except in the CPU's gate-axis loop (`_gate_axis_backward`), which writes it over Q.
+# d_hw, except in the CPU's gate-axis loop (`_gates_backward`), which writes it over Q.
 
 def _gru_forward(unroll, W, xproj, carry0, delta, store):
     """The forward loop: xproj (T,B,3H) -> final (h,), hs (T,B,H), and with `store` the gates
@@ -563,9 +556,9 @@ def _gru_recur_bwd(unroll, res, cts):
     if _gate_axis_loop(h0.shape[-1]):
         # d_hw_t = dh_t * Q_t over (B, 3, H), written over Q_t, so it is not formed again
         # after the loop; dh_{t-1} = d_hs[t-1] + d_hw_t @ W.T + dh_t z_t.
-        _, dh0, d_hw, dh = _gate_axis_backward(
+        _, dh0, d_hw, dh = _gates_backward(
             W, Q, d_hs, None, dh_last, jax.lax.empty(d_hs.shape, d_hs.dtype),
-            lambda t, _, dh, q3: (None, q3 * _per_gate(dh), dh * _at(z, t)))
+            lambda t, _, dh, q3: (None, q3 * _per_gate(dh), dh * _at(z, t)), axis=True)
     else:
         WT = _transposed(W)
 
