@@ -31,7 +31,9 @@ def main() -> None:
         # (a hundred lines under the one-line error). DLX_DEBUG=1 keeps them.
         if said:   # else (a broken install, say) Python's traceback is all there is to see
             runtime.silence_stderr()  # past the outcome, nothing on stderr is for the user
-            if runtime.abandoned_work():   # a compilation a signal left running (train._off_thread)
+            # A compilation a signal left running (train.off_thread), or a multi-host
+            # process ending without the others (runtime.end_alone).
+            if runtime.abandoned_work() or runtime.ends_alone():
                 import os
                 import sys
 

@@ -215,7 +215,7 @@ def _importing(frame) -> bool:
     return False
 
 
-_left: set = set()   # threads a signal left at work (train._off_thread): nobody takes their result
+_left: set = set()   # threads a signal left at work (train.off_thread): nobody takes their result
 
 
 def leave(thread) -> None:
@@ -236,6 +236,23 @@ def abandoned_work() -> bool:
     ("FATAL: exception not rethrown", exit 134 after the run had said it was interrupted),
     also where the thread had just returned (it still unwinds XLA's per-thread state)."""
     return bool(_left)
+
+
+_alone = False   # see end_alone
+
+
+def end_alone() -> None:
+    """Mark this process of a multi-host run as ending while the others go on (a signal
+    outside training's agreed stops, a failure of its own): it then ends with os._exit.
+    Python's exit waits in jax.distributed's shutdown barrier for processes that never
+    reach it (they wait in a collective for this one): both hung for its 5 minutes, then
+    aborted. Ended at once, JAX's service ends the others within a second."""
+    global _alone
+    _alone = True
+
+
+def ends_alone() -> bool:
+    return _alone
 
 
 def catch_signals() -> dict:

@@ -24,7 +24,7 @@ import traceback
 
 from dlx import runtime
 from dlx.config import OPTION_NAMES
-from dlx.errors import SMALLER, DlxError, RunFailure, UsageError
+from dlx.errors import SMALLER, DlxError, Interrupted, RunFailure, UsageError
 from dlx.output import Output, StdoutClosed, fmt
 from dlx.rundir import RunDir, last_record_hash, new_run_id, read_config
 
@@ -197,6 +197,14 @@ class Run:
         self.t0 = time.perf_counter()
 
     # -- life cycle ----------------------------------------------------------------------
+    def resume_command(self) -> str:
+        """The command that continues this run. A multi-host run's other processes keep their
+        files in DIR.process<I>, but resume as they started: DIR, with their --process-id
+        (the saved config is process 0's)."""
+        pid = getattr(self.cfg, "process_id", 0)
+        path = self.dir.path.removesuffix(f".process{pid}") if pid > 0 else self.dir.path
+        return f"dlx {self.cfg.command} --resume {shlex.quote(path)}" + (f" --process-id {pid}" if pid > 0 else "")
+
     def start(self, persist: bool = True, **extra) -> None:
         """Create (or reopen) the run directory and emit the `config` record.
         persist=False: records only, no run directory (bench, --shapes-only)."""
@@ -466,16 +474,32 @@ def _execute(cfg, task_name: str, explicit) -> None:
         code = 0  # the reader has what it wanted (`| head`): stop quietly
     except DlxError as e:
         code = e.exit_code
+        if getattr(cfg, "num_processes", 1) > 1 and not isinstance(e, Interrupted):
+            # Not a stop every process agreed on (train._agree): stdout's disk full on process
+            # 0, say. Those that all processes meet alike (a divergence) end the same way.
+            runtime.end_alone()
         if run is not None and not run.announced and not run.resumed:
             out.run_id = None  # refused before its config record: no record named this run
         _report(out, str(e), e)
     except KeyboardInterrupt:
         code = 130
+        if getattr(cfg, "num_processes", 1) > 1:
+            runtime.end_alone()   # a signal outside training's agreed stops (train._agree)
         _report(out, _interrupted(cfg, run), None, kind="interrupted")
     except Exception as e:  # a bug or an unexpected failure: one line, traceback on request
+        if getattr(cfg, "num_processes", 1) > 1:
+            runtime.end_alone()   # this process's own failure: the others wait in a collective
         if "RESOURCE_EXHAUSTED" in str(e) or "Out of memory" in str(e) or isinstance(e, MemoryError):
             code = 1   # sizes too large here (MemoryError: a host-side array, numpy's)
             _report(out, f"out of memory ({_oom_request(str(e))}); {SMALLER}", RunFailure(str(e)))
+            return _exit(run, out, code)
+        if getattr(cfg, "num_processes", 1) > 1 and type(e).__name__ == "JaxRuntimeError" and "Gloo" in str(e):
+            # Not a bug here: a collective failed, the other process having ended (a signal of
+            # its own, a kill): "Connection closed by peer", or, before their first
+            # collective, "Gloo context initialization failed" after 30 s.
+            code = 1
+            _report(out, f"the other processes of this multi-host run stopped answering ({str(e).splitlines()[0][:200]}); "
+                         "one has probably ended: resume every process with --resume", RunFailure(str(e)))
             return _exit(run, out, code)
         if not isinstance(e, OSError):
             code = 1
@@ -500,7 +524,7 @@ def _interrupted(cfg, run) -> str:
         return "interrupted (bench saves nothing)"
     if run is None or run.dir is None:
         return "interrupted before the first checkpoint; nothing to resume"
-    resume = f"dlx {cfg.command} --resume {shlex.quote(run.dir.path)}"
+    resume = run.resume_command()
     _, trained, ended, saved = _progress(run.dir.path)
     if saved:
         return f"interrupted between checkpoints; what was saved is kept. Resume with: {resume}"

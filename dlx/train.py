@@ -23,7 +23,6 @@ import functools
 import json
 import math
 import os
-import shlex
 import signal
 import threading
 import time
@@ -214,6 +213,23 @@ class _Signals:
             signal.signal(s, h)
 
 
+def _agree(out, sig: _Signals) -> tuple[bool, int | None]:
+    """(reader gone, signal) as every process sees them: each process's reasons to stop
+    (its stdout's reader gone, a signal) made every process's, so that all checkpoint the
+    same step collectively and leave together. A multi-host run's stdout is process 0's
+    alone, and a Ctrl-C reaches only the process in the foreground. The answer is the
+    gathered one alone: a signal that lands during the gathering is left for the next
+    chunk's (acted on here, it stopped one process a chunk early, and both hung)."""
+    from jax.experimental import multihost_utils
+
+    mine = np.array([int(out.closed), sig.caught or 0], np.int32)
+    every = np.asarray(multihost_utils.process_allgather(mine))   # (processes, 2)
+    if every[:, 0].any():
+        out.closed = True   # process 0's reader left: the others stop as quietly
+    signals = every[every[:, 1] > 0, 1]
+    return bool(every[:, 0].any()), int(signals[0]) if signals.size else None
+
+
 def _mean_metrics(sums: dict, count: int) -> dict:
     return {k: float(v / max(count, 1)) for k, v in sums.items()}
 
@@ -240,7 +256,7 @@ MAX_ARRAY_BYTES = 2 ** 40
 _ABANDONED = object()
 
 
-def _off_thread(work: Callable[[], Any], sig: "_Signals | None" = None):
+def off_thread(work: Callable[[], Any], sig: "_Signals | None" = None):
     """work() (a trace, a compilation, an evaluation) on a worker thread while this thread waits for it.
     Python runs signal handlers on the main thread between its own steps, so a signal during
     a long compilation waited for XLA to finish: minutes for a deep stack (the initialisation
@@ -284,7 +300,7 @@ def init_program(init):
 
     def run(*args):
         refuse_impossible_sizes(jax.eval_shape(init, *args))
-        return _off_thread(lambda: program(*args))   # compiles: minutes for a deep stack
+        return off_thread(lambda: program(*args))   # compiles: minutes for a deep stack
 
     return run
 
@@ -426,7 +442,7 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
         if trainer.evaluate is None:
             return True
         alive = None if members is None else [j not in diverged for j in range(nm)]
-        ev = _off_thread(lambda: trainer.evaluate(state) if alive is None else trainer.evaluate(state, alive), sig)
+        ev = off_thread(lambda: trainer.evaluate(state) if alive is None else trainer.evaluate(state, alive), sig)
         if ev is _ABANDONED:
             return False
         if members is None:
@@ -445,13 +461,13 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
 
     if use_scan is not True and steps > start:
         t = time.perf_counter()
-        lowered = _off_thread(lambda: jstep.lower(state, jnp.int32(start), data))
+        lowered = off_thread(lambda: jstep.lower(state, jnp.int32(start), data))
         if use_scan is None:
             # Decide from the lowered program's cost: a tiny step that will be scanned
             # then costs one compilation (the chunk), not two.
             use_scan = _lowered_flops(lowered) < SCAN_BELOW_FLOPS
         if not use_scan:
-            single = _off_thread(lambda: lowered.compile(runtime.step_compiler_options()))
+            single = off_thread(lambda: lowered.compile(runtime.step_compiler_options()))
             analysis = _analyse(single, 1)
         compile_s += time.perf_counter() - t
     # Steps dispatched one call each also log step 1: the first loss (ln(classes) for a
@@ -463,26 +479,32 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
     if trains:
         out.start_progress(description or trainer.name, total=steps, completed=start)
     runtime.raise_if_signalled()  # one remembered or swallowed before this fit (runtime.on_signal)
-    if out.closed:
+    # Several processes (multi-host) stop together or not at all: one that stopped alone left
+    # the others blocked in their next collective, past SIGTERM. So there a reader gone or a
+    # signal is acted on only at a chunk's end, agreed with the others (_agree), and
+    # compilations and evaluations are not left for it.
+    several = jax.process_count() > 1
+    if out.closed and not several:
         raise StdoutClosed  # the reader left before this fit (between two models of a sweep)
     with _Signals(out) as sig, out.deferring_close(), out.logged_through(replayed):
+        watch = None if several else sig   # what may cut a compilation or evaluation short
         pos = start
         saved = True   # whether the state at pos is checkpointed (past start: set each chunk)
         # The checkpoint's evaluation, if a signal cut it short; and a replayed one's, logged
         # before and not again: for the command's own view of this model (its last
         # evaluation, which its result reports, as the uninterrupted run's).
         if meta.get("eval_pending") or (replayed is not None and start and start % eval_every == 0):
-            if not evaluate(start, sig):
-                _interrupted(sig, start, run)   # its checkpoint stays as it was
+            if not evaluate(start, watch):
+                _interrupted(sig.caught, start, run)   # its checkpoint stays as it was
         for end in points:
             n = end - pos
             if use_scan and n not in compiled:
                 t = time.perf_counter()
-                program = _off_thread(lambda: jchunk.lower(state, jnp.int32(pos), data, n).compile(), sig)
+                program = off_thread(lambda: jchunk.lower(state, jnp.int32(pos), data, n).compile(), watch)
                 if program is _ABANDONED:   # a signal during the compilation: see below
                     if pos == start:
                         raise KeyboardInterrupt   # nothing trained here: as before the fit
-                    _interrupted(sig, pos, run, None if saved else save)   # the last chunk's step
+                    _interrupted(sig.caught, pos, run, None if saved else save)   # the last chunk's step
                 compiled[n] = program
                 compile_s += time.perf_counter() - t
                 if analysis is None:
@@ -557,15 +579,16 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
             saved = pos % eval_every == 0 or pos == steps
             if saved:
                 before = _log_position(run)
-                save(pos, None if evaluate(pos, sig) else before)
-            if out.closed:   # the reader went away: this step's records are all in metrics.jsonl
+                save(pos, None if evaluate(pos, watch) else before)
+            closed, caught = _agree(out, sig) if several else (out.closed, sig.caught)
+            if closed:   # the reader went away: this step's records are all in metrics.jsonl
                 if not saved:
                     save(pos)
                 raise StdoutClosed
-            if sig.caught is not None:
+            if caught is not None:
                 if not saved:  # a signal during this chunk's evaluation: saved just now
                     save(pos)
-                _interrupted(sig, pos, run)
+                _interrupted(caught, pos, run)
     out.stop_progress()
     if not trains and not last_eval:
         evaluate(start)  # nothing to train (--steps 0): still report the model's quality
@@ -579,15 +602,14 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
                      retime=_retimer(single, jstep, state, data, pos) if done_steps else None)
 
 
-def _interrupted(sig: _Signals, pos: int, run, save=None):
+def _interrupted(signum: int, pos: int, run, save=None):
     """Raise Interrupted for a signal in a fit at step pos (saved there first with `save`)."""
     if save is not None:
         save(pos)
     run.out.stop_progress()
-    how = "SIGINT" if sig.caught == signal.SIGINT else "SIGTERM"
-    raise Interrupted(f"{how} at step {pos}: checkpoint saved. Resume with: "
-                      f"dlx {run.cfg.command} --resume {shlex.quote(run.dir.path)}" if run.dir is not None else
-                      f"{how} at step {pos}")
+    how = "SIGINT" if signum == signal.SIGINT else "SIGTERM"
+    raise Interrupted(f"{how} at step {pos}: checkpoint saved. Resume with: {run.resume_command()}"
+                      if run.dir is not None else f"{how} at step {pos}")
 
 
 def _retimer(single, jstep, state, data, at: int):

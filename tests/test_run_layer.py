@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -726,16 +727,20 @@ def test_data_parallel_over_cpu_devices_matches_one_device(in_tmp):
     assert over.code == 2 and f"but {cores} core(s)" in over.stderr and not os.path.exists("over"), over.stderr
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s_:
+        s_.bind(("127.0.0.1", 0))
+        return s_.getsockname()[1]
+
+
 def test_two_processes_on_loopback_train_one_model_like_one_device(in_tmp):
     """Multi-host as on a cluster, here two processes of this machine joined by
     jax.distributed (gloo collectives on CPU): one data-parallel mesh over both, one
     checkpoint written collectively into the shared --out, JSON Lines only from process 0
     and nothing but JSON on its stdout, and the numbers of a one-device run."""
-    import socket
-
-    with socket.socket() as s_:
-        s_.bind(("127.0.0.1", 0))
-        port = s_.getsockname()[1]
+    port = _free_port()
     args = ["cnn-demo", "--steps", "20", "--log-every", "10", "--eval-every", "10", "--no-mlp-baseline",
             "--feature-maps", "0", "--channels", "4,8", "--hidden", "16", "--json"]
     multi = [*args, "--out", "mh", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]
@@ -755,15 +760,89 @@ def test_two_processes_on_loopback_train_one_model_like_one_device(in_tmp):
     assert no_out.code == 2 and "needs --out" in no_out.stderr
 
 
+def test_two_processes_stop_together_when_only_one_is_told_to(in_tmp):
+    """Process 0's reader leaving (`| head`), or a signal to one process only (a Ctrl-C
+    reaches the one in the foreground), stops both at one step, checkpointed together.
+    One process stopping alone left the other blocked in its next collective, and the
+    stopped one in the collective checkpoint: both hung, past SIGTERM."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
+    started = []
+
+    def launch(*args):
+        port = _free_port()
+        started.extend(subprocess.Popen([sys.executable, "-m", "dlx", *args, "--json", "--coordinator",
+                                         f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
+                                        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                       for i in (1, 0))
+        return started[-2:]
+
+    def first_train_record(p0):
+        for line in p0.stdout:
+            if json.loads(line)["event"] == "train":
+                return
+        raise AssertionError("process 0 ended before its first train record")
+
+    try:
+        # Steps 10 and 20 are one chunk each; the reader leaves after step 10's record, so
+        # process 0 finds it gone writing step 20's and both stop there.
+        p1, p0 = launch("cnn-demo", "--steps", "400", "--log-every", "10", "--eval-every", "100", "--no-mlp-baseline",
+                        "--feature-maps", "0", "--channels", "4,8", "--hidden", "16", "--out", "mh")
+        first_train_record(p0)
+        p0.stdout.close()
+        (_, err1), (_, err0) = p1.communicate(timeout=120), p0.communicate(timeout=120)
+        assert (p1.returncode, p0.returncode) == (0, 0), err0[-800:] + err1[-800:]
+        assert "Traceback" not in err0 + err1
+        assert os.listdir("mh/checkpoints/cnn") == ["20"]
+        # Resumed on both, SIGTERM to process 1 alone: both save one step and exit 130, each
+        # naming the command that resumes it.
+        p1, p0 = launch("cnn-demo", "--resume", "mh")
+        first_train_record(p0)
+        p1.send_signal(signal.SIGTERM)
+        (_, err1), (_, err0) = p1.communicate(timeout=120), p0.communicate(timeout=120)
+        assert (p1.returncode, p0.returncode) == (130, 130), err0[-800:] + err1[-800:]
+        at = re.search(r"SIGTERM at step (\d+): checkpoint saved. Resume with: dlx cnn-demo --resume mh$", err0, re.M)
+        assert at and 30 <= int(at[1]) < 400, err0[-800:]
+        assert (f"SIGTERM at step {at[1]}: checkpoint saved. Resume with: dlx cnn-demo --resume mh --process-id 1"
+                in err1), err1[-800:]
+        assert sorted(os.listdir("mh/checkpoints/cnn"), key=int)[-1] == at[1]
+    finally:
+        for p in started:   # a hung pair (the bug) must not outlive the test
+            p.kill()
+
+
+def test_a_process_that_fails_alone_ends_and_so_do_the_others(in_tmp):
+    """Process 0 fails by itself (its stdout's disk is full: the config record cannot be
+    written). Its exit used to wait in jax.distributed's shutdown barrier for process 1,
+    itself waiting for process 0 in a collective: both hung for 5 minutes, then aborted.
+    The same for a signal outside training's agreed stops (one landing in Python code
+    while a command starts)."""
+    port = _free_port()
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
+    args = ["cnn-demo", "--steps", "400", "--feature-maps", "0", "--no-mlp-baseline", "--json", "--out", "mh",
+            "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id"]
+    started = time.monotonic()
+    with open("/dev/full", "w") as full:
+        procs = [subprocess.Popen([sys.executable, "-m", "dlx", *args, str(i)], env=env, stderr=subprocess.PIPE,
+                                  stdout=full if i == 0 else subprocess.PIPE, text=True) for i in (1, 0)]
+    p1, p0 = procs
+    try:
+        (_, err0), (_, err1) = p0.communicate(timeout=60), p1.communicate(timeout=60)
+    finally:
+        for p in procs:
+            p.kill()
+    # Here the wait ended after 30 s, when process 1's first collective gave up on process 0.
+    assert time.monotonic() - started < 25, "the processes waited for each other"
+    assert p0.returncode == 1 and "cannot write the JSON records to stdout: disk full" in err0, err0[-800:]
+    # JAX's service, which process 0 ran, aborts process 1 (SIGABRT: 134 in a shell); or its
+    # next collective fails first.
+    assert p1.returncode == -signal.SIGABRT or (p1.returncode == 1 and "stopped answering" in err1), err1[-800:]
+
+
 def test_ctrl_c_ends_a_process_waiting_for_the_others_to_join(in_tmp):
     # Process 1 of 2 waits inside jax.distributed for a coordinator nobody started, where
     # Python's handlers cannot run: Ctrl-C used to be ignored until JAX's 5-minute timeout.
-    import socket
-    import time
 
-    with socket.socket() as s_:
-        s_.bind(("127.0.0.1", 0))
-        port = s_.getsockname()[1]
+    port = _free_port()
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
     p = subprocess.Popen([sys.executable, "-m", "dlx", "cnn-demo", "--out", "mh", "--coordinator",
                           f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", "1"], env=env,
