@@ -169,3 +169,30 @@ def test_a_vocabulary_beyond_the_synthetic_corpus_is_refused(in_tmp):
     # It was an internal error (chr() out of range), exit 1, after the matmul peak.
     r = dlx("bench", "lstm", "--vocab", "2000000")
     assert r.code == 2 and "--vocab 2000000 is above 65,536" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_signal_during_a_compilation_ends_bench_at_once(in_tmp):
+    # Uncached, the dcgan step compiles for ~3.5 s here, and its scanned form again; a
+    # Ctrl-C during either waited for XLA to finish before bench saw it.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "DLX_COMPILE_CACHE": "0"}
+    p = subprocess.Popen([sys.executable, "-m", "dlx", "bench", "dcgan", "--steps", "2", "--warmup", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        for line in p.stderr:   # said once the peak is measured, just before the workload is built
+            if line.startswith("matmul peak"):
+                break
+        time.sleep(2.0)   # into the step's compilation (the parameters' takes the first second)
+        p.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        _, err = p.communicate(timeout=60)
+        waited = time.monotonic() - sent
+    finally:
+        p.kill()
+    assert p.returncode == 130 and "interrupted (bench saves nothing)" in err, err[-800:]
+    assert waited < 1.5, f"the signal waited {waited:.1f} s for the compilation"

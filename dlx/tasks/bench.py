@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from dlx import runtime
 from dlx.stats import sig
-from dlx.train import chunked, init_program, param_count, seeded
+from dlx.train import chunked, init_program, off_thread, param_count, seeded
 
 DEFAULT_BATCH = {"lstm": 32, "gru": 32, "rnn": 32, "dcgan": 64, "cnn": 128, "ring8": 128, "adding": 32}
 # The GAN update's fakes (`train-gan --g-fakes`) unless --g-fakes is given: dcgan as the
@@ -174,7 +174,9 @@ def step_flops(cost_flops: float, hlo: str) -> float:
 
 
 def _block(tree):
-    jax.tree.map(lambda x: x.block_until_ready(), tree)
+    # Waited for off the main thread too: the steps dispatched ahead (a scanned chunk is
+    # hundreds) would otherwise hold a Ctrl-C until they all ran.
+    off_thread(lambda: jax.block_until_ready(tree))
 
 
 def _params(state) -> int | None:
@@ -190,11 +192,13 @@ def time_trainer(trainer, *, steps: int, warmup: int, scan: int, seed: int = 0, 
     program, as `fit(..., seeds=N)` trains them (ms_per_step is then per step of all N)."""
     key = jax.random.PRNGKey(seed)
     init, step_fn = seeded(trainer, seeds if seeds > 1 else None)
-    state = init_program(init)(key)
+    # The compilations run off the main thread, as fit's do: a Ctrl-C during one (seconds for
+    # a large step) ends bench at once instead of after it.
+    state = off_thread(lambda: init_program(init)(key))
     data = jax.device_put(trainer.data)
     step = jax.jit(step_fn, donate_argnums=0)
     t = time.perf_counter()
-    compiled = step.lower(state, jnp.int32(0), data).compile(runtime.step_compiler_options())  # as fit's
+    compiled = off_thread(lambda: step.lower(state, jnp.int32(0), data).compile(runtime.step_compiler_options()))  # as fit's
     compile_s = time.perf_counter() - t
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -223,7 +227,7 @@ def time_trainer(trainer, *, steps: int, warmup: int, scan: int, seed: int = 0, 
     if scan:
         chunk = chunked(step_fn)
         t = time.perf_counter()
-        c = chunk.lower(state, jnp.int32(i), data, scan).compile()
+        c = off_thread(lambda: chunk.lower(state, jnp.int32(i), data, scan).compile())
         res["compile_scan_s"] = round(time.perf_counter() - t, 3)
         state, _ = c(state, jnp.int32(i), data)
         i += scan
