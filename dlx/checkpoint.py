@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from dlx import runtime
-from dlx.errors import RunFailure, UsageError
+from dlx.errors import LocalFailure, UsageError
 
 
 def _leaves_dict(tree) -> dict:
@@ -92,10 +92,10 @@ class Checkpointer:
             self._manager().save(step, args=args, force=True)
             self._mngr.wait_until_finished()
         except OSError as e:
-            raise RunFailure(f"cannot write checkpoint at step {step} in {self.directory}: {e.strerror or e}; "
+            raise LocalFailure(f"cannot write checkpoint at step {step} in {self.directory}: {e.strerror or e}; "
                              "earlier checkpoints are intact") from None
         except ValueError as e:  # orbax wraps some I/O failures
-            raise RunFailure(f"cannot write checkpoint at step {step} in {self.directory}: {e}") from None
+            raise LocalFailure(f"cannot write checkpoint at step {step} in {self.directory}: {e}") from None
 
     def restore(self, abstract_state, step: int | None = None):
         """Return (state, meta) of the latest (or given) step, shaped like abstract_state."""

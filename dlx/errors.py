@@ -29,6 +29,13 @@ class RunFailure(DlxError):
     kind = "runtime"
 
 
+class LocalFailure(RunFailure):
+    """A RunFailure of this process's own output (its stdout, its files, its checkpoint
+    writes). In a multi-host run the other processes do not meet it, so this one ends
+    without them (runtime.end_alone); a divergence or a size refused, met by every process
+    alike, stays a RunFailure."""
+
+
 class Interrupted(DlxError):
     """SIGINT/SIGTERM: a checkpoint was saved and the run can be resumed. Exit 130."""
 

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dlx import runtime
-from dlx.errors import RunFailure
+from dlx.errors import LocalFailure
 from dlx.runtime import to_devnull
 
 SCHEMA = 1
@@ -150,7 +150,7 @@ class Output:
                 to_devnull(sys.stdout.fileno())
                 self.json_mode = False   # the error record goes to metrics.jsonl alone
                 what = "disk full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
-                raise RunFailure(f"cannot write the JSON records to stdout: {what}") from e
+                raise LocalFailure(f"cannot write the JSON records to stdout: {what}") from e
         return full
 
     # ---- people -------------------------------------------------------------------

@@ -18,7 +18,7 @@ import secrets
 import shutil
 import tempfile
 
-from dlx.errors import RunFailure, UsageError
+from dlx.errors import LocalFailure, UsageError
 
 LOCK = ".lock"
 
@@ -178,7 +178,7 @@ class RunDir:
         try:
             atomic_write(self.file(name), json.dumps(obj, indent=2) + "\n")
         except OSError as e:
-            raise RunFailure(f"cannot write {self.file(name)}: {e.strerror}") from None
+            raise LocalFailure(f"cannot write {self.file(name)}: {e.strerror}") from None
 
     def close(self, *, discard: bool = False) -> None:
         if self._lock_fd is not None:  # the .lock file stays; only the flock is released

@@ -24,7 +24,7 @@ import traceback
 
 from dlx import runtime
 from dlx.config import OPTION_NAMES
-from dlx.errors import SMALLER, DlxError, Interrupted, RunFailure, UsageError
+from dlx.errors import SMALLER, DlxError, LocalFailure, RunFailure, UsageError
 from dlx.output import Output, StdoutClosed, fmt
 from dlx.rundir import RunDir, last_record_hash, new_run_id, read_config
 
@@ -474,10 +474,8 @@ def _execute(cfg, task_name: str, explicit) -> None:
         code = 0  # the reader has what it wanted (`| head`): stop quietly
     except DlxError as e:
         code = e.exit_code
-        if getattr(cfg, "num_processes", 1) > 1 and not isinstance(e, Interrupted):
-            # Not a stop every process agreed on (train._agree): stdout's disk full on process
-            # 0, say. Those that all processes meet alike (a divergence) end the same way.
-            runtime.end_alone()
+        if getattr(cfg, "num_processes", 1) > 1 and isinstance(e, LocalFailure):
+            runtime.end_alone()   # stdout's disk full on process 0, say: the others go on
         if run is not None and not run.announced and not run.resumed:
             out.run_id = None  # refused before its config record: no record named this run
         _report(out, str(e), e)
