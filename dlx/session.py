@@ -29,6 +29,11 @@ from dlx.output import Output, StdoutClosed, fmt
 from dlx.rundir import RunDir, last_record_hash, new_run_id, read_config
 
 
+def _multi_host(cfg) -> bool:
+    """Whether this is one process of a multi-host run (bench has no such options)."""
+    return getattr(cfg, "num_processes", 1) > 1
+
+
 # Settings a resumed run may be given anew (training longer, logging differently, a new host).
 GROWABLE = {"steps", "log_every", "coordinator", "process_id"}
 
@@ -255,7 +260,7 @@ class Run:
         """Where `name`'s checkpoints go. Multi-host: every process saves into process 0's
         run directory (orbax writes one checkpoint collectively; the directory must be on
         storage all hosts share, as for any multi-host JAX checkpoint)."""
-        if getattr(self.cfg, "num_processes", 1) > 1:
+        if _multi_host(self.cfg):
             return os.path.abspath(os.path.join(self.cfg.out, "checkpoints", name))
         return self.path(os.path.join("checkpoints", name))
 
@@ -300,7 +305,7 @@ class Run:
         step's records are in it once, as in the uninterrupted run's; `config`, `error` and
         `summary` records stay as the run's history. A `kill -9` between two checkpoints left
         those steps' records twice, and a record it cut off mid-line ran into the next."""
-        if self._undo_len is None or getattr(self.cfg, "num_processes", 1) > 1:
+        if self._undo_len is None or _multi_host(self.cfg):
             return   # several hosts: process 0's checkpoints, each process's own log
         path = self.dir.file("metrics.jsonl")
         with open(path, "rb") as f:
@@ -422,11 +427,11 @@ def _execute(cfg, task_name: str, explicit) -> None:
             if cfg.batch_size % devices:
                 raise UsageError(f"--batch-size {cfg.batch_size} must be a multiple of --devices {devices} "
                                  "(the devices in use)")
-            refused = getattr(cfg, "num_processes", 1) == 1 and runtime.cpu_only() and runtime.cpu_devices_refused(devices)
+            refused = not _multi_host(cfg) and runtime.cpu_only() and runtime.cpu_devices_refused(devices)
             if refused:
                 raise UsageError(refused)
         runtime.setup_jax(devices)
-        if getattr(cfg, "num_processes", 1) > 1:
+        if _multi_host(cfg):
             import jax
 
             if not cfg.out:
@@ -453,7 +458,7 @@ def _execute(cfg, task_name: str, explicit) -> None:
             finally:
                 for sig, handler in handlers.items():
                     signal.signal(sig, handler)
-        if getattr(cfg, "num_processes", 1) > 1 and devices == 1:
+        if _multi_host(cfg) and devices == 1:
             import jax
 
             devices = jax.device_count()  # all processes' devices: one data-parallel mesh
@@ -474,24 +479,24 @@ def _execute(cfg, task_name: str, explicit) -> None:
         code = 0  # the reader has what it wanted (`| head`): stop quietly
     except DlxError as e:
         code = e.exit_code
-        if getattr(cfg, "num_processes", 1) > 1 and isinstance(e, LocalFailure):
+        if _multi_host(cfg) and isinstance(e, LocalFailure):
             runtime.end_alone()   # stdout's disk full on process 0, say: the others go on
         if run is not None and not run.announced and not run.resumed:
             out.run_id = None  # refused before its config record: no record named this run
         _report(out, str(e), e)
     except KeyboardInterrupt:
         code = 130
-        if getattr(cfg, "num_processes", 1) > 1:
+        if _multi_host(cfg):
             runtime.end_alone()   # a signal outside training's agreed stops (train._agree)
         _report(out, _interrupted(cfg, run), None, kind="interrupted")
     except Exception as e:  # a bug or an unexpected failure: one line, traceback on request
-        if getattr(cfg, "num_processes", 1) > 1:
+        if _multi_host(cfg):
             runtime.end_alone()   # this process's own failure: the others wait in a collective
         if "RESOURCE_EXHAUSTED" in str(e) or "Out of memory" in str(e) or isinstance(e, MemoryError):
             code = 1   # sizes too large here (MemoryError: a host-side array, numpy's)
             _report(out, f"out of memory ({_oom_request(str(e))}); {SMALLER}", RunFailure(str(e)))
             return _exit(run, out, code)
-        if getattr(cfg, "num_processes", 1) > 1 and type(e).__name__ == "JaxRuntimeError" and "Gloo" in str(e):
+        if _multi_host(cfg) and type(e).__name__ == "JaxRuntimeError" and "Gloo" in str(e):
             # Not a bug here: a collective failed, the other process having ended (a signal of
             # its own, a kill): "Connection closed by peer", or, before their first
             # collective, "Gloo context initialization failed" after 30 s.

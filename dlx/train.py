@@ -213,21 +213,20 @@ class _Signals:
             signal.signal(s, h)
 
 
-def _agree(out, sig: _Signals) -> tuple[bool, int | None]:
-    """(reader gone, signal) as every process sees them: each process's reasons to stop
-    (its stdout's reader gone, a signal) made every process's, so that all checkpoint the
-    same step collectively and leave together. A multi-host run's stdout is process 0's
-    alone, and a Ctrl-C reaches only the process in the foreground. The answer is the
-    gathered one alone: a signal that lands during the gathering is left for the next
-    chunk's (acted on here, it stopped one process a chunk early, and both hung)."""
+def _agree(out, sig: _Signals) -> int | None:
+    """The signal every process acts on, and out.closed as every process sees it: each
+    process's reasons to stop (its stdout's reader gone, a signal) made every process's, so
+    that all checkpoint the same step collectively and leave together. A multi-host run's
+    stdout is process 0's alone, and a Ctrl-C reaches only the process in the foreground.
+    The answer is the gathered one alone: a signal that lands during the gathering is left
+    for the next chunk's (acted on here, it stopped one process a chunk early, and both hung)."""
     from jax.experimental import multihost_utils
 
     mine = np.array([int(out.closed), sig.caught or 0], np.int32)
     every = np.asarray(multihost_utils.process_allgather(mine))   # (processes, 2)
-    if every[:, 0].any():
-        out.closed = True   # process 0's reader left: the others stop as quietly
+    out.closed = bool(every[:, 0].any())   # process 0's reader left: the others stop as quietly
     signals = every[every[:, 1] > 0, 1]
-    return bool(every[:, 0].any()), int(signals[0]) if signals.size else None
+    return int(signals[0]) if signals.size else None
 
 
 def _mean_metrics(sums: dict, count: int) -> dict:
@@ -580,8 +579,8 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
             if saved:
                 before = _log_position(run)
                 save(pos, None if evaluate(pos, watch) else before)
-            closed, caught = _agree(out, sig) if several else (out.closed, sig.caught)
-            if closed:   # the reader went away: this step's records are all in metrics.jsonl
+            caught = _agree(out, sig) if several else sig.caught
+            if out.closed:   # the reader went away: this step's records are all in metrics.jsonl
                 if not saved:
                     save(pos)
                 raise StdoutClosed
