@@ -99,7 +99,8 @@ for phase in $PHASES; do
            timeout "$(left 200)" dlx bench rnn --batch 16 --seq 64 --hidden 128 --steps 1 --warmup 0 --scan 0 \
            --json --quiet | tail -1 | tee "$OUT/hlo_bench.json"
          tar czf "$OUT/hlo.tgz" -C "$D" $(cd "$D" && find . -name '*after_optimizations.txt') ;;
-    tests) JAX_PLATFORMS=cuda timeout "$(left 600)" python3 -m pytest -q -n "${WORKERS:-14}" -p no:cacheprovider \
+    tests) # SIGINT at the deadline, so that pytest still prints what failed and how far it got
+           JAX_PLATFORMS=cuda timeout -s INT -k 15 "$(left 600)" python3 -m pytest -q -n "${WORKERS:-14}" -p no:cacheprovider \
              --durations=15 2>&1 | tee "$OUT/tests.log" | tail -60 ;;
     *) echo "unknown phase: $phase" >&2; exit 2 ;;
   esac
