@@ -4,7 +4,7 @@
 # Command:  TORCH_REF=../shared/bench/torch_ref.py OUT=gpu-out experiments/gpu_check.sh
 #           on a machine with an NVIDIA GPU, JAX's CUDA build and PyTorch with CUDA (no jq).
 # Runtime:  about 8 minutes on an H100 (first compilations 12-65 s per workload), plus the
-#           test suite (317 s with 16 workers, 325 tests).
+#           test suite (527 s with 16 workers, 519 tests, 2026-11-28).
 # Method:   dlx bench and torch_ref.py (through torch_ref_cuda.py) alternated, ROUNDS rounds of
 #           50 timed steps after 10 warm-up steps, on the reference shapes and two others;
 #           ratio = median torch ms / median dlx ms. Then the small-step scan, start-up with a
