@@ -330,6 +330,25 @@ def versions() -> dict:
     return {"dlx": __version__, "jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__}
 
 
+def host_cpu() -> dict:
+    """The host's processor and the cores this process may use: on a CPU the bench's device
+    itself (JAX names it only "cpu", so figures from two machines could not be told apart:
+    one session's 2-core Intel Xeon ran the suite 1.7x slower than another's AMD EPYC)."""
+    import platform
+
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):   # x86; Arm's cpuinfo has no model name line
+                    model = line.partition(":")[2].strip()
+                    break
+    except OSError:   # not Linux
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return {"model": model or platform.processor() or platform.machine() or "unknown", "cores": cores}
+
+
 def backend_info() -> dict:
     """What a run's numbers depend on besides its config: the devices it trains on and the
     precision of float32 matmuls (set by setup_jax, or the user's JAX_DEFAULT_MATMUL_PRECISION)."""
@@ -338,4 +357,5 @@ def backend_info() -> dict:
     from dlx.train import devices_in_use
 
     devices = [f"{d.platform}:{d.id} {getattr(d, 'device_kind', '')}".strip() for d in devices_in_use()]
-    return {"devices": devices, "matmul_precision": jax.config.jax_default_matmul_precision or "default"}
+    return {"devices": devices, "host": host_cpu(),   # another CPU rounds float32 differently
+            "matmul_precision": jax.config.jax_default_matmul_precision or "default"}

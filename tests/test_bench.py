@@ -11,6 +11,16 @@ def test_bench_reports_every_documented_field_and_times_vmapped_seeds(in_tmp):
     assert r.code == 0, r.stderr[-1500:]
     s = r.summary
     assert s["matmul_peak_gflop_per_s"] > 0 and s["platform"] == jax.default_backend()
+    # The machine, so that figures from two machines can be told apart: on a CPU JAX's own
+    # name for the device is "cpu", whatever the processor.
+    import os
+
+    assert s["host"]["cores"] == len(os.sched_getaffinity(0))
+    if s["platform"] == "cpu":
+        assert s["device"] == s["host"]["model"] != "cpu"
+        if os.path.exists("/proc/cpuinfo") and "model name" in open("/proc/cpuinfo").read():
+            assert f": {s['device']}\n" in open("/proc/cpuinfo").read()
+    assert f"dlx bench on {s['device']} ({s['host']['cores']} host cores" in " ".join(r.stderr.split())  # wrapped
     assert s["wall_s"] > s["compile_s"] > 0   # as every summary has them
     assert set(s["workloads"]) == {"rnn", "ring8"}
     for name, w in s["workloads"].items():

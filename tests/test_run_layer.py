@@ -40,6 +40,7 @@ def test_json_lines_contract(in_tmp):
         assert rec["schema"] == 1 and rec["run"] == recs[0]["run"] and rec["command"] == "cnn-demo"
     cfg = recs[0]
     assert cfg["config"]["steps"] == 30 and cfg["versions"]["jax"] and cfg["devices"] and cfg["matmul_precision"] == "highest"
+    assert cfg["host"]["model"] and cfg["host"]["cores"] == len(os.sched_getaffinity(0))   # which machine
     assert [t["step"] for t in r.event("train")] == [10, 20, 30]
     for t in r.event("train"):
         assert t["ms_per_step"] > 0 and t["examples_per_s"] > 0 and "loss" in t

@@ -259,8 +259,11 @@ def run(cfg, run):
     cols = ["workload", "compile s", "ms/step", "ms/step (scan)", "examples/s", "GFLOP/s", "of peak"]
     rows = [[n, r["compile_s"], r["ms_per_step"], r.get("ms_per_step_scanned", "-"), r["examples_per_s"],
              r["gflop_per_s"], f"{100 * r['fraction_of_peak']:.2g}%"] for n, r in results.items()]
-    run.out.table(f"dlx bench on {jax.devices()[0].platform} (matmul peak {peak:.1f} GFLOP/s)", cols, rows)
+    dev, host = jax.devices()[0], runtime.host_cpu()
+    device = host["model"] if dev.platform == "cpu" else str(dev.device_kind)
+    run.out.table(f"dlx bench on {device} ({host['cores']} host cores; matmul peak {peak:.1f} GFLOP/s)",
+                  cols, rows)
     compile_s = sum(r["compile_s"] + r.get("compile_scan_s", 0.0) for r in results.values())
     run.out.emit("summary", {"workloads": results, "matmul_peak_gflop_per_s": round(peak, 2),
-                             "device": str(jax.devices()[0].device_kind), "platform": jax.devices()[0].platform,
+                             "device": device, "platform": dev.platform, "host": host,
                              "compile_s": round(compile_s, 3), "wall_s": round(time.perf_counter() - run.t0, 3)})
