@@ -350,8 +350,9 @@ def host_cpu() -> dict:
 
 
 def backend_info() -> dict:
-    """What a run's numbers depend on besides its config: the devices it trains on and the
-    precision of float32 matmuls (set by setup_jax, or the user's JAX_DEFAULT_MATMUL_PRECISION)."""
+    """What a run's numbers depend on besides its config: the devices it trains on, the
+    host's processor, and the precision of float32 matmuls (set by setup_jax, or the user's
+    JAX_DEFAULT_MATMUL_PRECISION)."""
     import jax
 
     from dlx.train import devices_in_use
