@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlx import runtime
-from dlx.checkpoint import Checkpointer
+from dlx.checkpoint import Checkpointer, prefetch as prefetch_orbax
 from dlx.errors import SMALLER, Interrupted, RunFailure, UsageError
 from dlx.output import StdoutClosed
 from dlx.rundir import last_record_hash
@@ -365,6 +365,8 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
             # Steps short of the first checkpoint are trained again (see session._merge_resume).
             raise UsageError(f"--resume {run.dir.path}: {trainer.name} has trained (metrics.jsonl holds its steps) "
                              f"but its checkpoint is gone; start the run anew with --out {run.dir.path} --force")
+        if ckpt is not None:
+            prefetch_orbax()   # while the init and the step compile
         state = init_program(init)(key)
     # A sweep's model that diverged past this point before, while later models trained on:
     # it trains to there again (its evaluations feed the sweep's results), but the log holds
