@@ -43,7 +43,7 @@ for w in "${workloads[@]}"; do
   done
   for r in $(seq "$ROUNDS"); do
     dlx bench "$w" "${opts[@]+"${opts[@]}"}" --scan 0 --json --quiet \
-      | jq -c --arg w "$w" --arg r "$r" 'select(.event=="summary") | {impl:"dlx", workload:$w, round:($r|tonumber), ms:.workloads[$w].ms_per_step}' >> "$records"
+      | jq -c --arg w "$w" --arg r "$r" 'select(.event=="summary") | {impl:"dlx", workload:$w, round:($r|tonumber), ms:.workloads[$w].ms_per_step, device:.device, cores:.host.cores}' >> "$records"
     "$TORCH_PY" "$TORCH_REF" "$w" "${opts[@]+"${opts[@]}"}" \
       | jq -c --arg r "$r" '{impl:"torch", workload:.workload, round:($r|tonumber), ms:.ms_per_step}' >> "$records"
   done
@@ -52,6 +52,8 @@ done
 python3 - "$records" <<'PY'
 import json, statistics, sys
 recs = [json.loads(l) for l in open(sys.argv[1])]
+first = next(r for r in recs if r["impl"] == "dlx")
+print(f"on {first.get('device')} ({first.get('cores')} cores)")   # figures differ from machine to machine
 print(f"{'workload':10} {'dlx ms':>9} {'torch ms':>9} {'torch/dlx':>10}")
 for w in dict.fromkeys(r["workload"] for r in recs):
     d = statistics.median(r["ms"] for r in recs if r["workload"] == w and r["impl"] == "dlx")
