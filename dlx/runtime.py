@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -330,6 +331,7 @@ def versions() -> dict:
     return {"dlx": __version__, "jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__}
 
 
+@functools.cache   # read once: bench's config record and its summary both name the host
 def host_cpu() -> dict:
     """The host's processor and the cores this process may use: on a CPU the bench's device
     itself (JAX names it only "cpu", so figures from two machines could not be told apart:
