@@ -96,6 +96,9 @@ class FitResult:
     # the final state for at least min_s (retime(None) frees the copy): for timings taken side
     # by side after several fits. None when no step was ever timed (--steps 0).
     retime: Callable[[float | None], float | None] | None = None
+    # The same for the fit's scanned chunk (its longest), per step: None where the fit ran
+    # its steps one call each, or timed none.
+    retime_scanned: Callable[[float | None], float | None] | None = None
 
 
 # ---- data parallelism ---------------------------------------------------------------------
@@ -600,7 +603,10 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
                      compile_s=round(compile_s, 3), ms_per_step=round(ms, 4) if done_steps else None,
                      examples_per_s=round(examples * 1e3 / ms, 1) if done_steps else None,
                      peak_bytes=peak_bytes(), diverged=dict(diverged),
-                     retime=_retimer(single, jstep, state, data, pos) if done_steps else None)
+                     retime=_retimer(lambda: single or jstep.lower(state, jnp.int32(pos), data).compile(
+                         runtime.step_compiler_options()), 1, state, data, pos) if done_steps else None,
+                     retime_scanned=_retimer(lambda: compiled[max(compiled)], max(compiled), state, data, pos)
+                     if done_steps and use_scan and compiled else None)
 
 
 def _interrupted(signum: int, pos: int, run, save=None):
@@ -613,12 +619,11 @@ def _interrupted(signum: int, pos: int, run, save=None):
                       if run.dir is not None else f"{how} at step {pos}")
 
 
-def _retimer(single, jstep, state, data, at: int):
-    """retime(min_s) -> seconds per step of the one-step program, run for at least min_s
-    from a copy of `state` (the calls donate it, so the copy carries on from call to call).
-    One step per call for every fit, scanned or not, so that fits compare like for like;
-    a scanned fit's one-step program is compiled at the first call. retime(None) frees the
-    copy."""
+def _retimer(program, steps_per_call: int, state, data, at: int):
+    """retime(min_s) -> seconds per step of the compiled program `program()` (called at the
+    first timing: a scanned fit's one-step program is compiled only if asked for), which runs
+    steps_per_call steps a call, run for at least min_s from a copy of `state` (the calls
+    donate it, so the copy carries on from call to call). retime(None) frees the copy."""
     box = {}
 
     def retime(min_s: float | None) -> float | None:
@@ -626,7 +631,7 @@ def _retimer(single, jstep, state, data, at: int):
             box.clear()
             return None
         if "state" not in box:
-            box["program"] = single or jstep.lower(state, jnp.int32(at), data).compile(runtime.step_compiler_options())
+            box["program"] = program()
             box["state"] = jax.tree.map(jnp.copy, state)
         calls, t0 = 0, time.perf_counter()
         while True:
@@ -635,7 +640,7 @@ def _retimer(single, jstep, state, data, at: int):
             if calls % 8 == 0 or time.perf_counter() - t0 >= min_s:
                 jax.block_until_ready(box["state"])   # dispatch runs ahead: wait before reading the clock
                 if time.perf_counter() - t0 >= min_s:
-                    return (time.perf_counter() - t0) / calls
+                    return (time.perf_counter() - t0) / (calls * steps_per_call)
     return retime
 
 

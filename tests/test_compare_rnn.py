@@ -70,11 +70,25 @@ def test_task_names_and_default_lengths_match_the_shared_module():
 
 @pytest.fixture(scope="module")
 def three(tmp_path_factory):
-    """All three cells at one length (each fit costs a compile: keep their number small)."""
+    """All three cells at one length (each fit costs a compile: keep their number small).
+    The run's one-step compilations are counted in ONE_STEP_COMPILES."""
+    from dlx import runtime
+
     out = tmp_path_factory.mktemp("compare") / "run"
-    r = dlx("compare-rnn", "--task", "adding", "--seq-len", "12", *TINY, "--out", str(out))
+    options = runtime.step_compiler_options
+
+    def counted():   # asked for by every one-step program compiled (fit, the side-by-side timing)
+        ONE_STEP_COMPILES.append(1)
+        return options()
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runtime, "step_compiler_options", counted)
+        r = dlx("compare-rnn", "--task", "adding", "--seq-len", "12", *TINY, "--out", str(out))
     assert r.code == 0, r.stderr
     return r, out
+
+
+ONE_STEP_COMPILES: list = []
 
 
 @pytest.fixture(scope="module")
@@ -292,6 +306,26 @@ def test_summary_has_the_side_by_side_step_times(three):
         assert c["step_ms"] == pytest.approx(sorted(c["step_ms_rounds"])[2])
     (v,) = [x for x in s["verdicts"] if x["claim"] == "GRU steps faster than LSTM"]
     assert "side by side" in v["evidence"]
+    # Tiny steps: every fit scanned them, and the rounds ran the scanned chunks they trained
+    # with. No one-step program was compiled for the timing (4-6 s each on a 2-core Xeon).
+    assert ONE_STEP_COMPILES == []
+
+
+def _fit(retime, scanned):
+    return SimpleNamespace(retime=retime, retime_scanned=scanned)
+
+
+def test_the_side_by_side_rounds_time_every_cell_in_one_form():
+    from dlx.tasks.compare_rnn import timing_programs
+
+    one, chunk = (lambda m: 1.0), (lambda m: 0.1)
+    every = {"gru": _fit(one, chunk), "lstm": _fit(one, chunk)}
+    assert timing_programs(every) == {"gru": chunk, "lstm": chunk}          # all scanned: their chunks
+    mixed = {"gru": _fit(one, chunk), "lstm": _fit(one, None)}              # one dispatched one call a step
+    assert timing_programs(mixed) == {"gru": one, "lstm": one}              # every cell's one-step program
+    # A cell that trained nothing here (resumed complete, --steps 0) has neither and is left out.
+    assert timing_programs({**every, "rnn": _fit(None, None)}) == {"gru": chunk, "lstm": chunk, "rnn": None}
+    assert timing_programs({"rnn": _fit(None, None)}) == {"rnn": None}
 
 
 # ---- bad input ---------------------------------------------------------------------------

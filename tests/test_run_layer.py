@@ -558,8 +558,9 @@ def test_vmapped_seeds_are_independent_runs(tmp_path):
 
 @pytest.mark.parametrize("scan", [True, False])
 def test_retime_runs_the_one_step_program_on_a_copy(tmp_path, scan):
-    # compare-rnn's side-by-side speed verdict: every fit, scanned or dispatched, is timed
-    # one step per call, and the timing leaves the trained state as it was.
+    # compare-rnn's side-by-side speed verdict: every fit, scanned or dispatched, can be timed
+    # one step per call, a scanned one also in its chunk, per step; the timing leaves the
+    # trained state as it was.
     calls = []
 
     def init(key):
@@ -576,8 +577,31 @@ def test_retime_runs_the_one_step_program_on_a_copy(tmp_path, scan):
     assert all(c > 0 for c in calls) and float(res.state["x"]) == before
     assert res.retime(None) is None            # frees the copy; a later call starts again
     assert res.retime(0.001) > 0 and float(res.state["x"]) == before
+    if scan:
+        assert res.retime_scanned(0.005) > 0 and float(res.state["x"]) == before
+        assert res.retime_scanned(None) is None
+    else:
+        assert res.retime_scanned is None      # no chunk compiled: steps ran one call each
     none = fit(_run(tmp_path / "zero"), t, steps=0, seed=0, log_every=3, eval_every=6)
-    assert none.retime is None                 # nothing trained: nothing to time
+    assert none.retime is None and none.retime_scanned is None   # nothing trained: nothing to time
+
+
+def test_a_program_of_several_steps_a_call_is_timed_per_step(monkeypatch):
+    # A scanned chunk's call runs all its steps: retime_scanned divides by them. A clock that
+    # moves 3 s per call of a 3-step program reads 1 s per step.
+    from dlx import train
+
+    clock = [0.0]
+    monkeypatch.setattr(train.time, "perf_counter", lambda: clock[0])
+
+    def program(state, first, data):
+        clock[0] += 3.0
+        return {"x": state["x"] + 1.0}, {}
+
+    state = {"x": jnp.float32(0.0)}
+    retime = train._retimer(lambda: program, 3, state, None, 0)
+    assert retime(5.0) == 1.0                  # two calls (6 s) for min_s 5: 6 s / (2 calls * 3 steps)
+    assert float(state["x"]) == 0.0            # the calls ran on a copy
 
 
 def _members(lrs):

@@ -12,8 +12,9 @@ Summary (documented in the README):
     cells.<cell>.per_seed        the N values (seed order)
     cells.<cell>.params, hidden, recurrent_params, ms_per_step, compile_s, examples_per_s,
         peak_bytes, wall_s (this fit: compile, steps, evaluations), solved
-    cells.<cell>.step_ms, step_ms_rounds   at the longest length: the one-step program run
-                                 again after training, the cells in turn (speed verdict)
+    cells.<cell>.step_ms, step_ms_rounds   at the longest length: the cells' programs run
+                                 again after training, in turn (speed verdict): their scanned
+                                 chunks where every fit scanned, else their one-step programs
     cells.<cell>.by_seq_len.<T>  the same fields at every length of the sweep
     paired                       [{a, b, seq_len, mean, std, ci95, p, values, better}]: a - b
     verdicts                     [{claim, supported: true | false | null, evidence}]
@@ -131,6 +132,17 @@ ROUNDS = 5
 ROUND_S = 0.05        # each cell runs at least this long per round
 
 
+def timing_programs(fits: dict) -> dict:
+    """cell -> the retime of the program its side-by-side rounds run: every cell's scanned
+    chunk where every fit scanned its steps (small cells: the programs they trained with, per
+    step, without a call's dispatch in each step's time), else every cell's one-step program,
+    so that the cells compare like for like. A scanned fit's one-step program was compiled
+    for these rounds alone: 4-6 s for each cell of a small comparison on a 2-core Xeon."""
+    timed = {c: r for c, r in fits.items() if r.retime is not None}
+    scanned = bool(timed) and all(r.retime_scanned is not None for r in timed.values())
+    return {c: (r.retime_scanned if scanned else r.retime) for c, r in fits.items()}
+
+
 def side_by_side(run, retimers: dict) -> dict[str, list[float]]:
     """cell -> ms per step in each of ROUNDS alternated rounds, after a discarded warm round
     (cells whose fit timed no step, with --steps 0, are left out; {} when fewer than two are
@@ -144,7 +156,7 @@ def side_by_side(run, retimers: dict) -> dict[str, list[float]]:
     cells, out = list(live), {c: [] for c in live}
     try:
         for f in live.values():
-            f(ROUND_S)                           # warm, discarded: the one-step program, the state's copy
+            f(ROUND_S)                           # warm, discarded: the program (compiled if need be), the copy
         for r in range(ROUNDS):
             for c in cells[r % len(cells):] + cells[:r % len(cells)]:   # a different cell first each round
                 out[c].append(stats.sig(1e3 * live[c](ROUND_S)))
@@ -328,7 +340,7 @@ def run(cfg, run):
             f"{NAMES[c]} H={widths[c]} ({counts[c]['params']:,} params)" for c in cfg.cells))
 
     by_len: dict[int, dict[str, dict]] = {}
-    retimers = {}
+    fits = {}
     for T, task in tasks.items():
         by_len[T] = {}
         for cell in cfg.cells:
@@ -345,12 +357,12 @@ def run(cfg, run):
             by_len[T][cell] = _cell_result(task, values, res, counts[cell], widths[cell],
                                            time.perf_counter() - t0)
             if T == max(tasks):
-                retimers[cell] = res.retime
+                fits[cell] = res
         _show_length(run, task, cfg, by_len[T])
 
     longest = max(by_len)
-    timed = side_by_side(run, retimers)
-    retimers.clear()   # the fits' final states and programs, no longer needed
+    timed = side_by_side(run, timing_programs(fits))
+    fits.clear()   # the fits' final states and programs, no longer needed
     for cell, ms in timed.items():
         by_len[longest][cell]["step_ms_rounds"] = ms
         by_len[longest][cell]["step_ms"] = stats.sig(statistics.median(ms))
