@@ -141,12 +141,17 @@ CPU_CODEGEN_LEVEL = 2
 STEP_CODEGEN_LEVEL = 3
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def cpu_devices_refused(n: int) -> str | None:
     """Why n CPU devices on this host cannot train (None if they can). Host devices are
     threads on one pool: with more of them than cores, an all-reduce can wait for a
     participant that never gets a thread (train-gan --devices 4 on two cores: "only 3 of 4
     arrived", and XLA aborts the process after 60 s)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     if n > cores:
         return (f"--devices {n}: {n} CPU devices on this host but {cores} core(s); "
                 f"use at most {cores} (each host device needs a core of its own)")
@@ -347,8 +352,7 @@ def host_cpu() -> dict:
                     break
     except OSError:   # not Linux
         pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return {"model": model or platform.processor() or platform.machine() or "unknown", "cores": cores}
+    return {"model": model or platform.processor() or platform.machine() or "unknown", "cores": usable_cores()}
 
 
 def backend_info() -> dict:

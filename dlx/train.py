@@ -599,14 +599,15 @@ def fit(run, trainer: Trainer, *, steps: int, seed: int, log_every: int, eval_ev
     ms = 1e3 * run_s / done_steps if done_steps else float("nan")
     if ckpt is not None:
         ckpt.close()
+    longest = max(compiled, default=None)   # the scanned chunk of most steps, if any was compiled
     return FitResult(state=state, step=max(start, steps) if trains else start, train=last_train, eval=last_eval,
                      compile_s=round(compile_s, 3), ms_per_step=round(ms, 4) if done_steps else None,
                      examples_per_s=round(examples * 1e3 / ms, 1) if done_steps else None,
                      peak_bytes=peak_bytes(), diverged=dict(diverged),
                      retime=_retimer(lambda: single or jstep.lower(state, jnp.int32(pos), data).compile(
                          runtime.step_compiler_options()), 1, state, data, pos) if done_steps else None,
-                     retime_scanned=_retimer(lambda: compiled[max(compiled)], max(compiled), state, data, pos)
-                     if done_steps and use_scan and compiled else None)
+                     retime_scanned=_retimer(lambda: compiled[longest], longest, state, data, pos)
+                     if done_steps and longest is not None else None)
 
 
 def _interrupted(signum: int, pos: int, run, save=None):
